@@ -8,7 +8,7 @@ export REPO_ROOT
 export MEMSHADOW_CACHE="${MEMSHADOW_CACHE:-$HOME/.cache/memshadow}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$MEMSHADOW_CACHE/target}"
 export MEMSHADOW_VENV="$MEMSHADOW_CACHE/venv"
-export MEMSHADOW_NODE="$MEMSHADOW_CACHE/node"
+export MEMSHADOW_NODE="$MEMSHADOW_CACHE/npm"
 export MEMSHADOW_TOOLS="$MEMSHADOW_CACHE/tools"
 # Model files (extracted from PyPI wheels, plus the fp32 ONNX we build).
 export MEMSHADOW_MODEL_DIR="${MEMSHADOW_MODEL_DIR:-$MEMSHADOW_CACHE/model}"
