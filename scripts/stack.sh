@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds, starts and stops the local MEMSHADOW stack: Postgres + pgvector,
+# the embedding pool (wasm-host serving embed-wasm) and the API Worker under
+# wrangler dev (workerd). Used by start.sh, stop.sh and test.sh.
+#
+#   scripts/stack.sh build   build the wasm guest, the pool and the Worker
+#   scripts/stack.sh up      start everything (after build) and wait until ready
+#   scripts/stack.sh down    stop everything this checkout started
+#
+# Ports come from env.sh (API 8787, pool 8790, Postgres 54329); set
+# MEMSHADOW_API_PORT / MEMSHADOW_POOL_PORT to run a second stack beside the
+# first (test.sh does). Logs and pid files go to $MEMSHADOW_DATA/run-<api port>.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+RUN="$MEMSHADOW_DATA/run-$MEMSHADOW_API_PORT"
+WASM="$CARGO_TARGET_DIR/wasm32-wasip1/release/embed_wasm.wasm"
+HOST_BIN="$CARGO_TARGET_DIR/release/wasm-host"
+DEV_KEYS="$MEMSHADOW_DATA/dev-keys"
+
+build() {
+  cargo build -q --release -p embed-wasm --target wasm32-wasip1
+  cargo build -q --release -p wasm-host --bin wasm-host
+  cargo build -q -p edge-api --features native --bin migrate --bin mint-token
+  scripts/build-worker.sh
+}
+
+# Waits until $1 answers 200, or fails after $2 seconds showing the log $3.
+wait_http() {
+  local url="$1" seconds="$2" log="$3"
+  for _ in $(seq 1 $((seconds * 4))); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    sleep 0.25
+  done
+  echo "stack: $url did not come up within ${seconds}s; last lines of $log:" >&2
+  tail -n 30 "$log" >&2 || true
+  return 1
+}
+
+start_pool() {
+  if curl -fsS -o /dev/null "$MEMSHADOW_POOL_URL/health" 2>/dev/null; then
+    echo "stack: embedding pool already answers at $MEMSHADOW_POOL_URL"
+    return
+  fi
+  "$HOST_BIN" --listen "127.0.0.1:$MEMSHADOW_POOL_PORT" --wasm "$WASM" \
+    --model-dir "$MEMSHADOW_MODEL_DIR" >"$RUN/pool.log" 2>&1 &
+  echo $! >"$RUN/pool.pid"
+  wait_http "$MEMSHADOW_POOL_URL/health" 300 "$RUN/pool.log"
+}
+
+# The dev signing key: generated once per checkout; the Worker trusts its
+# public half, and `mint-token` signs tokens with it for the walk-through.
+dev_keys() {
+  mkdir -p "$DEV_KEYS"
+  if [ ! -f "$DEV_KEYS/private.pem" ]; then
+    "$CARGO_TARGET_DIR/debug/mint-token" generate --out "$DEV_KEYS"
+  fi
+}
+
+start_api() {
+  local base="http://127.0.0.1:$MEMSHADOW_API_PORT"
+  if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
+    echo "stack: API already answers at $base"
+    return
+  fi
+  # wrangler reads local secrets from a .dev.vars file next to its config;
+  # we pass ours explicitly so nothing in the clone holds them.
+  {
+    echo "MEMSHADOW_JWT_PUBLIC_KEYS=$(tr -d '\n' <"$DEV_KEYS/jwks.json")"
+    echo "MEMSHADOW_EMBEDDING_URL=$MEMSHADOW_POOL_URL"
+  } >"$RUN/dev.vars"
+  WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
+    --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
+    --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false \
+    >"$RUN/api.log" 2>&1 &
+  echo $! >"$RUN/api.pid"
+  wait_http "$base/health" 120 "$RUN/api.log"
+}
+
+up() {
+  mkdir -p "$RUN"
+  scripts/pg.sh start
+  start_pool
+  dev_keys
+  start_api
+  cat <<EOF
+MEMSHADOW is up:
+  API (wrangler dev)   http://127.0.0.1:$MEMSHADOW_API_PORT   (OpenAPI at /openapi.json)
+  embedding pool       $MEMSHADOW_POOL_URL   (/v1/embeddings, /health, /metrics)
+  Postgres + pgvector  127.0.0.1:$MEMSHADOW_PG_PORT   (database memshadow)
+  logs                 $RUN/
+Stop it with: scripts/stop.sh
+EOF
+}
+
+stop_pid() {
+  local file="$1"
+  [ -f "$file" ] || return 0
+  local pid; pid="$(cat "$file")"
+  if kill -0 "$pid" 2>/dev/null; then
+    # wrangler starts workerd as a child: stop the whole process group
+    # when we own it, else the process and its children.
+    pkill -TERM -P "$pid" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}
+
+down() {
+  stop_pid "$RUN/api.pid"
+  stop_pid "$RUN/pool.pid"
+  if [ "${MEMSHADOW_KEEP_PG:-0}" != 1 ]; then scripts/pg.sh stop; fi
+}
+
+case "${1:-}" in
+  build) build ;;
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 build|up|down" >&2; exit 2 ;;
+esac
