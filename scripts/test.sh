@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, unit and integration tests of each
+# crate (against a real Postgres + pgvector and the real model), then the
+# end-to-end tests in tests/ against the real Worker under wrangler dev with
+# the real embedding pool. Starts what it needs and stops it afterwards.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+# A stack of its own beside any dev stack on the default ports.
+export MEMSHADOW_API_PORT="${MEMSHADOW_TEST_API_PORT:-18787}"
+export MEMSHADOW_POOL_PORT="${MEMSHADOW_TEST_POOL_PORT:-18790}"
+export MEMSHADOW_POOL_URL="http://127.0.0.1:$MEMSHADOW_POOL_PORT"
+export MEMSHADOW_API_URL="http://127.0.0.1:$MEMSHADOW_API_PORT"
+
+scripts/setup.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy -q --workspace --all-targets --features edge-api/native -- -D warnings
+cargo clippy -q -p edge-api --features cloudflare --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -q -p embed-wasm --target wasm32-wasip1 -- -D warnings
+
+echo "== build"
+scripts/stack.sh build
+
+# Leave a Postgres that was already running (a dev stack) as it was.
+if scripts/pg.sh status; then export MEMSHADOW_KEEP_PG=1; fi
+trap 'scripts/stack.sh down' EXIT
+scripts/stack.sh up
+
+echo "== tests"
+cargo test --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
