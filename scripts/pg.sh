@@ -91,7 +91,7 @@ start() {
 }
 
 migrate() {
-  cargo run -q -p edge-api --features native --bin migrate -- "$MEMSHADOW_ADMIN_DATABASE_URL"
+  cargo run -q --release -p edge-api --features native --bin migrate -- "$MEMSHADOW_ADMIN_DATABASE_URL"
 }
 
 stop() {

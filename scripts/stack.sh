@@ -22,7 +22,7 @@ DEV_KEYS="$MEMSHADOW_DATA/dev-keys"
 build() {
   cargo build -q --release -p embed-wasm --target wasm32-wasip1
   cargo build -q --release -p wasm-host --bin wasm-host
-  cargo build -q -p edge-api --features native --bin migrate --bin mint-token
+  cargo build -q --release -p edge-api --features native --bin migrate --bin mint-token
   scripts/build-worker.sh
 }
 
@@ -54,7 +54,7 @@ start_pool() {
 dev_keys() {
   mkdir -p "$DEV_KEYS"
   if [ ! -f "$DEV_KEYS/private.pem" ]; then
-    "$CARGO_TARGET_DIR/debug/mint-token" generate --out "$DEV_KEYS"
+    "$CARGO_TARGET_DIR/release/mint-token" generate --out "$DEV_KEYS"
   fi
 }
 
@@ -72,6 +72,7 @@ start_api() {
   } >"$RUN/dev.vars"
   WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
     --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
+    --inspector-port $((MEMSHADOW_API_PORT + 30000)) \
     --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false \
     >"$RUN/api.log" 2>&1 &
   echo $! >"$RUN/api.pid"

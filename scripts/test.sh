@@ -30,4 +30,6 @@ trap 'scripts/stack.sh down' EXIT
 scripts/stack.sh up
 
 echo "== tests"
-cargo test --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+# Release mode: the tests share the release builds above (wasmtime, tract)
+# and real inference in a debug build would be needlessly slow.
+cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
