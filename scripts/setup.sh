@@ -53,8 +53,12 @@ cargo_tool() {
   local crate="$1" version="$2" bin="$3"
   if "$MEMSHADOW_TOOLS/bin/$bin" --version 2>/dev/null | grep -q " $version\$"; then return 0; fi
   echo "setup: cargo install $crate@$version"
+  # --locked first for the exact tree the crate was released with; without it
+  # when a locked dependency is no longer in the registry (a yanked release).
   CARGO_TARGET_DIR="$MEMSHADOW_CACHE/target-tools" \
-    cargo install --locked --quiet --root "$MEMSHADOW_TOOLS" "$crate@$version"
+    cargo install --locked --quiet --root "$MEMSHADOW_TOOLS" "$crate@$version" ||
+    CARGO_TARGET_DIR="$MEMSHADOW_CACHE/target-tools" \
+      cargo install --quiet --root "$MEMSHADOW_TOOLS" "$crate@$version"
 }
 cargo_tool worker-build 0.8.7 worker-build
 wasm_bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)"
