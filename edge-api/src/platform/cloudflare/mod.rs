@@ -1,0 +1,109 @@
+//! Cloudflare Workers adapter (feature `cloudflare`, target
+//! `wasm32-unknown-unknown`): the `fetch` and `scheduled` entry points, and
+//! the ports implemented over Workers bindings. Nothing outside this module
+//! names a workers-rs type.
+//!
+//! Bindings (declared in `wrangler.toml` at the repository root):
+//! - `HYPERDRIVE` (Hyperdrive): Postgres for [`sql::HyperdriveSql`], one
+//!   connection per request, opened by the first query.
+//! - `MEMSHADOW_KV` (KV namespace): [`kv::WorkersKv`], the embedding cache.
+//! - vars and secrets named like the core's configuration
+//!   (`MEMSHADOW_JWT_PUBLIC_KEYS` as a secret, the rest as `[vars]`), read
+//!   through [`Config::from_lookup`].
+//!
+//! Outbound HTTP uses the global `fetch` ([`http_client::WorkersFetch`]) and
+//! time comes from `Date.now()` ([`clock::JsClock`]).
+//!
+//! Build with `scripts/build-worker.sh` (worker-build, output in
+//! `edge-api/build/`), run with `wrangler dev`; `edge-api/CLOUDFLARE.md`
+//! covers local runs and deployment.
+
+mod clock;
+mod http_client;
+mod kv;
+mod request;
+mod sql;
+
+use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
+
+use crate::app::{self, Platform};
+use crate::config::Config;
+use crate::errors::{ApiError, ErrorCode};
+
+use clock::JsClock;
+use http_client::WorkersFetch;
+use kv::WorkersKv;
+use sql::HyperdriveSql;
+
+/// The ports for one invocation. Each request gets its own, so nothing
+/// (least of all a Postgres connection) outlives the request that opened it.
+struct Ports {
+    sql: HyperdriveSql,
+    kv: WorkersKv,
+    http: WorkersFetch,
+    clock: JsClock,
+}
+
+impl Ports {
+    fn new(env: &Env) -> Self {
+        Self {
+            sql: HyperdriveSql::new(env.clone()),
+            kv: WorkersKv::new(env.clone()),
+            http: WorkersFetch,
+            clock: JsClock,
+        }
+    }
+
+    fn platform(&self) -> Platform<'_> {
+        Platform {
+            sql: &self.sql,
+            kv: &self.kv,
+            http: &self.http,
+            clock: &self.clock,
+        }
+    }
+}
+
+/// Reads configuration from vars and secrets (both arrive as strings on
+/// `env`); an absent or non-string binding reads as unset.
+fn load_config(env: &Env) -> Result<Config, String> {
+    Config::from_lookup(|name| env.var(name).ok().map(|value| value.to_string()))
+        .map_err(|e| e.to_string())
+}
+
+#[event(fetch)]
+async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
+    let cfg = match load_config(&env) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            worker::console_error!("configuration invalid: {e}");
+            let resp = ApiError::new(ErrorCode::Misconfigured, "the service is misconfigured")
+                .into_response();
+            return Ok(request::from_core(resp));
+        }
+    };
+    let req = request::to_core(req, cfg.limits.max_body_bytes).await?;
+    let ports = Ports::new(&env);
+    let resp = app::handle(&ports.platform(), &cfg, req).await;
+    Ok(request::from_core(resp))
+}
+
+/// The single entry point for Cron Triggers: the core decides what each cron
+/// expression runs. The report goes to the Worker's log (`wrangler tail`).
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let cron = event.cron();
+    let cfg = match load_config(&env) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            worker::console_error!("scheduled {cron}: configuration invalid: {e}");
+            return;
+        }
+    };
+    let ports = Ports::new(&env);
+    let report = app::run_scheduled(&ports.platform(), &cfg, &cron).await;
+    match serde_json::to_string(&report) {
+        Ok(json) => worker::console_log!("scheduled {cron}: {json}"),
+        Err(e) => worker::console_error!("scheduled {cron}: report not serialisable: {e}"),
+    }
+}
