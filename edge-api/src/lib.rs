@@ -1,7 +1,20 @@
 //! MEMSHADOW edge API: every HTTP handler and scheduled job, written once
 //! against the ports in [`ports`], and served by thin runtime adapters under
-//! [`platform`] (Cloudflare Workers behind the `cloudflare` feature).
+//! [`platform`] (Cloudflare Workers behind the `cloudflare` feature, native
+//! tokio for tests and tools behind `native`).
+//!
+//! Adapters call [`app::handle`] and [`app::run_scheduled`] with a
+//! [`app::Platform`] of ports and a [`config::Config`].
 
+pub mod app;
+pub mod config;
+pub mod errors;
+pub mod handlers;
 pub mod http;
-pub mod ports;
+pub mod json;
+pub mod limits;
 pub mod platform;
+pub mod ports;
+pub mod repositories;
+pub mod router;
+pub mod services;

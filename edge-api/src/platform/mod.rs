@@ -1,5 +1,11 @@
-//! Runtime adapters. Only code under this module may name workers-rs or
-//! spin-sdk types.
+//! Runtime adapters: implementations of the ports for one runtime each.
+//! Only code under this module may name workers-rs, spin-sdk or tokio types.
 
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
+#[cfg(feature = "native")]
+pub mod migrate;
+#[cfg(feature = "native")]
+pub mod native;
+#[cfg(any(feature = "postgres", feature = "native", feature = "cloudflare"))]
+pub mod postgres;

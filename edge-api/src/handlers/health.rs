@@ -1,0 +1,44 @@
+//! Liveness (`/health`, no dependencies touched) and readiness (`/ready`:
+//! Postgres, KV and the embedding pool, each named when down).
+
+use serde_json::json;
+
+use crate::app::Ctx;
+use crate::errors::{ApiError, ErrorCode};
+use crate::http::Response;
+use crate::json::response;
+use crate::repositories::memories::Memories;
+use crate::services::embedding::Embedder;
+
+pub fn health() -> Response {
+    response(200, &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// Checks each dependency once; 200 when all answer, else 503 `not_ready`
+/// naming the ones that did not (details go to the log).
+pub async fn ready(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let pg = Memories { sql: ctx.p.sql }.ping().await.map_err(|e| e.to_string());
+    let kv = ctx.p.kv.get("memshadow:ready-probe").await.map(|_| ()).map_err(|e| e.to_string());
+    let embedder = Embedder { http: ctx.p.http, kv: ctx.p.kv, cfg: ctx.cfg };
+    let pool = embedder.ping().await.map_err(|e| e.to_string());
+    let mut down = Vec::new();
+    let mut checks = serde_json::Map::new();
+    for (name, r) in [("postgres", pg), ("kv", kv), ("embedding", pool)] {
+        match r {
+            Ok(()) => {
+                checks.insert(name.into(), json!("ok"));
+            }
+            Err(detail) => {
+                ctx.log(&format!("ready: {name} down: {detail}"));
+                checks.insert(name.into(), json!("down"));
+                down.push(name);
+            }
+        }
+    }
+    if down.is_empty() {
+        Ok(response(200, &json!({"status": "ready", "checks": checks})))
+    } else {
+        Err(ApiError::new(ErrorCode::NotReady, format!("unavailable: {}", down.join(", ")))
+            .with_extra(json!({"checks": checks})))
+    }
+}

@@ -1,0 +1,6 @@
+//! HTTP handlers: each turns a parsed request into a service call and a
+//! response. They see only the core's types and ports, never a runtime's.
+
+pub mod health;
+pub mod memory;
+pub mod openapi;

@@ -1,0 +1,122 @@
+//! The migration runner: applies `schema/migrations/*.sql` in order, once
+//! each, recording them in `schema_migrations`, and ensures the
+//! application's login role exists (row-level security applies to it).
+//!
+//! Run as a superuser (`migrate` binary). Each migration runs in its own
+//! transaction together with its bookkeeping row, so a failure leaves the
+//! database at the previous version.
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+/// Every migration, in order. A unit test checks this list against the
+/// folder so a new file cannot be forgotten.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_memories",
+    include_str!("../../../schema/migrations/0001_memories.sql"),
+)];
+
+/// The application's role: login, no superuser, no BYPASSRLS.
+pub const APP_ROLE: &str = "memshadow_app";
+
+#[derive(Debug)]
+pub struct MigrateReport {
+    pub applied: Vec<String>,
+    pub already: Vec<String>,
+}
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Creates (or re-asserts) the application role. The password is set only
+/// when the role is created, so an operator's rotation is not undone.
+pub async fn ensure_app_role(client: &Client, password: &str) -> Result<(), tokio_postgres::Error> {
+    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&APP_ROLE]).await?.is_some();
+    if !exists {
+        // Identifiers and passwords cannot be bound as parameters in DDL.
+        let pw = password.replace('\'', "''");
+        client
+            .batch_execute(&format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{pw}'"))
+            .await?;
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER ROLE {APP_ROLE} NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB; \
+             GRANT USAGE ON SCHEMA public TO {APP_ROLE}"
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Applies pending migrations. Refuses to run if an applied migration's
+/// file changed (its checksum differs): history is append-only.
+pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateReport, String> {
+    let db = |e: tokio_postgres::Error| match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.code().code(), d.message()),
+        None => e.to_string(),
+    };
+    ensure_app_role(client, app_password).await.map_err(db)?;
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ( \
+               version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(db)?;
+    let mut report = MigrateReport { applied: Vec::new(), already: Vec::new() };
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await.map_err(db)?;
+        // Serialise concurrent runners (two stacks starting at once).
+        tx.batch_execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").await.map_err(db)?;
+        let row = tx
+            .query_opt("SELECT checksum FROM schema_migrations WHERE version = $1", &[version])
+            .await
+            .map_err(db)?;
+        let sum = checksum(sql);
+        match row {
+            Some(r) => {
+                let recorded: String = r.get(0);
+                if recorded != sum {
+                    return Err(format!("migration {version} was changed after it was applied"));
+                }
+                report.already.push(version.to_string());
+            }
+            None => {
+                tx.batch_execute(sql).await.map_err(|e| format!("migration {version}: {}", db(e)))?;
+                tx.execute("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", &[version, &sum])
+                    .await
+                    .map_err(db)?;
+                report.applied.push(version.to_string());
+            }
+        }
+        tx.commit().await.map_err(db)?;
+    }
+    // The iterative HNSW scan keeps filtered vector searches (one user's
+    // rows among many) from returning too few neighbours.
+    client
+        .batch_execute(&format!("ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'"))
+        .await
+        .map_err(db)?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_matches_the_folder() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("schema/migrations exists")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".sql"))
+            .map(|n| n.trim_end_matches(".sql").to_string())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(v, _)| v.to_string()).collect();
+        assert_eq!(files, listed);
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "ordered");
+    }
+}

@@ -1,0 +1,3 @@
+//! Data access: all SQL text lives here, once.
+
+pub mod memories;

@@ -1,0 +1,191 @@
+//! Texts → vectors through the embedding pool's OpenAI-compatible API, with
+//! a KV cache in front keyed by sha256(model ‖ 0x00 ‖ text).
+//!
+//! Every answer is checked (model id, count, dimension, finite values): a
+//! pool serving the wrong model must not silently poison the index.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, EMBEDDING_DIM};
+use crate::ports::{HttpClient, Kv};
+
+/// Why embedding failed. All variants mean "not now": the caller keeps the
+/// row `pending` and the scheduled job retries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EmbedError {
+    /// The pool could not be reached or timed out.
+    Unavailable(String),
+    /// The pool answered, but not with what we asked for.
+    BadAnswer(String),
+}
+
+impl std::fmt::Display for EmbedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmbedError::Unavailable(d) => write!(f, "embedding pool unavailable: {d}"),
+            EmbedError::BadAnswer(d) => write!(f, "embedding pool answered badly: {d}"),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EmbeddingsRequest<'a> {
+    input: &'a [&'a str],
+    model: &'a str,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingsResponse {
+    data: Vec<EmbeddingItem>,
+    model: String,
+}
+
+#[derive(Deserialize)]
+struct EmbeddingItem {
+    embedding: Vec<f32>,
+    #[serde(default)]
+    index: Option<usize>,
+}
+
+/// The embedder service over two ports.
+pub struct Embedder<'a> {
+    pub http: &'a dyn HttpClient,
+    pub kv: &'a dyn Kv,
+    pub cfg: &'a Config,
+}
+
+/// KV key of a cached embedding.
+pub fn cache_key(model: &str, text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(model.as_bytes());
+    h.update([0u8]);
+    h.update(text.as_bytes());
+    format!("emb:{}", hex::encode(h.finalize()))
+}
+
+impl Embedder<'_> {
+    /// Embeds `texts` in order. Cached vectors are reused; the rest go to the
+    /// pool in one request. KV failures only cost a cache miss.
+    pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = self.cfg.embedding_model.as_str();
+        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+        for t in texts {
+            let cached = match self.kv.get(&cache_key(model, t)).await {
+                Ok(Some(bytes)) => decode_vector(&bytes),
+                _ => None,
+            };
+            out.push(cached);
+        }
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        if !missing.is_empty() {
+            let inputs: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+            let vectors = self.call_pool(&inputs).await?;
+            for (&i, v) in missing.iter().zip(vectors) {
+                // Best effort: a failed cache write must not fail the embedding.
+                let _ = self.kv.put(&cache_key(model, texts[i]), &encode_vector(&v), Some(self.cfg.embed_cache_ttl)).await;
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn call_pool(&self, inputs: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = self.cfg.embedding_model.as_str();
+        let body = serde_json::to_vec(&EmbeddingsRequest { input: inputs, model })
+            .map_err(|e| EmbedError::BadAnswer(e.to_string()))?;
+        let url = format!("{}/v1/embeddings", self.cfg.embedding_url);
+        let reply = self
+            .http
+            .post_json(&url, body, self.cfg.embed_timeout_ms)
+            .await
+            .map_err(|e| EmbedError::Unavailable(e.detail))?;
+        if reply.status != 200 {
+            return Err(EmbedError::Unavailable(format!("HTTP {}", reply.status)));
+        }
+        let parsed: EmbeddingsResponse =
+            serde_json::from_slice(&reply.body).map_err(|e| EmbedError::BadAnswer(format!("not an embeddings answer: {e}")))?;
+        if parsed.model != model {
+            return Err(EmbedError::BadAnswer(format!("model {:?}, expected {model:?}", parsed.model)));
+        }
+        if parsed.data.len() != inputs.len() {
+            return Err(EmbedError::BadAnswer(format!("{} vectors for {} inputs", parsed.data.len(), inputs.len())));
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
+        for (pos, item) in parsed.data.into_iter().enumerate() {
+            let i = item.index.unwrap_or(pos);
+            if i >= inputs.len() || vectors[i].is_some() {
+                return Err(EmbedError::BadAnswer(format!("bad or repeated index {i}")));
+            }
+            if item.embedding.len() != EMBEDDING_DIM || !item.embedding.iter().all(|x| x.is_finite()) {
+                return Err(EmbedError::BadAnswer(format!(
+                    "vector of dimension {} (expected {EMBEDDING_DIM}) or with non-finite values",
+                    item.embedding.len()
+                )));
+            }
+            vectors[i] = Some(item.embedding);
+        }
+        Ok(vectors.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Checks the pool answers at all (for `/ready`).
+    pub async fn ping(&self) -> Result<(), EmbedError> {
+        let url = format!("{}/health", self.cfg.embedding_url);
+        match self.http.get(&url, self.cfg.embed_timeout_ms.min(2000)).await {
+            Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) => Err(EmbedError::Unavailable(format!("HTTP {}", r.status))),
+            Err(e) => Err(EmbedError::Unavailable(e.detail)),
+        }
+    }
+}
+
+/// pgvector's text form: `[0.1,0.2,...]`. f32 `Display` is the shortest
+/// string that round-trips, so no precision is lost on the way.
+pub fn to_pgvector(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 12 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
+/// Cache encoding: little-endian f32s. Compact and trivially validated.
+fn encode_vector(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
+    if b.len() != EMBEDDING_DIM * 4 {
+        return None;
+    }
+    let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    v.iter().all(|x| x.is_finite()).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_separates_model_and_text() {
+        assert_ne!(cache_key("ab", "c"), cache_key("a", "bc"));
+        assert_eq!(cache_key("m", "t").len(), 4 + 64);
+        // sha256("m\0t") from Python's hashlib.sha256(b"m\x00t").hexdigest().
+        assert_eq!(cache_key("m", "t"), "emb:8481c8582a73b3ba64d6506da480d877324f34bae0fb970c71b5d24bc57c06c7");
+    }
+
+    #[test]
+    fn vector_round_trips() {
+        let v: Vec<f32> = (0..EMBEDDING_DIM).map(|i| (i as f32).sin() / 3.0).collect();
+        assert_eq!(decode_vector(&encode_vector(&v)), Some(v.clone()));
+        assert_eq!(decode_vector(&[0u8; 12]), None);
+        let text = to_pgvector(&v[..3]);
+        let parsed: Vec<f32> = serde_json::from_str(&text).expect("valid JSON array");
+        assert_eq!(parsed, v[..3]);
+    }
+}
