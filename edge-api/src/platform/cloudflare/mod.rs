@@ -27,8 +27,9 @@ mod sql;
 use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
 
 use crate::app::{self, Platform};
-use crate::config::Config;
-use crate::errors::{ApiError, ErrorCode};
+use crate::config::{Config, ConfigError};
+use crate::limits::Limits;
+use crate::ports::Clock;
 
 use clock::JsClock;
 use http_client::WorkersFetch;
@@ -66,44 +67,45 @@ impl Ports {
 
 /// Reads configuration from vars and secrets (both arrive as strings on
 /// `env`); an absent or non-string binding reads as unset.
-fn load_config(env: &Env) -> Result<Config, String> {
+fn load_config(env: &Env) -> Result<Config, ConfigError> {
     Config::from_lookup(|name| env.var(name).ok().map(|value| value.to_string()))
-        .map_err(|e| e.to_string())
+}
+
+/// Runs once per isolate: core log lines go to the Workers console
+/// (`wrangler dev` output, `wrangler tail`, Workers Logs).
+#[event(start)]
+fn start() {
+    app::set_logger(|line| worker::console_log!("{line}"));
 }
 
 #[event(fetch)]
 async fn fetch(req: worker::Request, env: Env, _ctx: Context) -> worker::Result<worker::Response> {
-    let cfg = match load_config(&env) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            worker::console_error!("configuration invalid: {e}");
-            let resp = ApiError::new(ErrorCode::Misconfigured, "the service is misconfigured")
-                .into_response();
-            return Ok(request::from_core(resp));
-        }
+    let cfg = load_config(&env);
+    let max_body_bytes = match &cfg {
+        Ok(cfg) => cfg.limits.max_body_bytes,
+        Err(_) => Limits::default().max_body_bytes,
     };
-    let req = request::to_core(req, cfg.limits.max_body_bytes).await?;
-    let ports = Ports::new(&env);
-    let resp = app::handle(&ports.platform(), &cfg, req).await;
+    let req = request::to_core(req, max_body_bytes).await?;
+    let resp = match cfg {
+        Ok(cfg) => {
+            let ports = Ports::new(&env);
+            app::handle(&ports.platform(), &cfg, req).await
+        }
+        Err(e) => app::handle_misconfigured(&e, &req, JsClock.now_millis()),
+    };
     Ok(request::from_core(resp))
 }
 
 /// The single entry point for Cron Triggers: the core decides what each cron
-/// expression runs. The report goes to the Worker's log (`wrangler tail`).
+/// expression runs and logs the job report.
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let cron = event.cron();
-    let cfg = match load_config(&env) {
-        Ok(cfg) => cfg,
-        Err(e) => {
-            worker::console_error!("scheduled {cron}: configuration invalid: {e}");
-            return;
+    match load_config(&env) {
+        Ok(cfg) => {
+            let ports = Ports::new(&env);
+            app::run_scheduled(&ports.platform(), &cfg, &cron).await;
         }
-    };
-    let ports = Ports::new(&env);
-    let report = app::run_scheduled(&ports.platform(), &cfg, &cron).await;
-    match serde_json::to_string(&report) {
-        Ok(json) => worker::console_log!("scheduled {cron}: {json}"),
-        Err(e) => worker::console_error!("scheduled {cron}: report not serialisable: {e}"),
+        Err(e) => app::log(&format!("scheduled {cron}: configuration invalid: {e}")),
     }
 }
