@@ -18,3 +18,4 @@ pub mod ports;
 pub mod repositories;
 pub mod router;
 pub mod services;
+pub mod webauthn;
