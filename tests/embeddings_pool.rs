@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 fn embed(texts: &[&str]) -> Vec<Vec<f64>> {
     let reply = Client::anonymous(&pool_url())
-        .post("/v1/embeddings", &json!({ "input": texts, "model": "all-MiniLM-L6-v2" }))
+        .post(
+            "/v1/embeddings",
+            &json!({ "input": texts, "model": "all-MiniLM-L6-v2" }),
+        )
         .expect(200);
     let body = reply.json();
     let data = body["data"].as_array().expect("data is a list");
@@ -52,20 +55,37 @@ fn embeddings_are_normalised_384_dimensional_and_semantic() {
 #[test]
 fn the_same_text_embeds_identically_alone_and_in_a_batch() {
     let alone = embed(&["memory is the residue of thought"]);
-    let batched = embed(&["short", "memory is the residue of thought", "a much longer text than the others in this batch, to force padding"]);
+    let batched = embed(&[
+        "short",
+        "memory is the residue of thought",
+        "a much longer text than the others in this batch, to force padding",
+    ]);
     let similarity = cosine(&alone[0], &batched[1]);
-    assert!(similarity > 0.9999, "padding changed the embedding: cosine {similarity}");
+    assert!(
+        similarity > 0.9999,
+        "padding changed the embedding: cosine {similarity}"
+    );
 }
 
 #[test]
 fn bad_requests_get_precise_errors() {
     let pool = Client::anonymous(&pool_url());
-    let malformed = pool.post_raw("/v1/embeddings", b"{\"input\": [".to_vec()).expect(400);
+    let malformed = pool
+        .post_raw("/v1/embeddings", b"{\"input\": [".to_vec())
+        .expect(400);
     assert!(!malformed.error_code().is_empty());
     let empty = pool.post("/v1/embeddings", &json!({ "input": [] }));
-    assert!(matches!(empty.status, 400 | 422), "empty input answered {}", empty.status);
+    assert!(
+        matches!(empty.status, 400 | 422),
+        "empty input answered {}",
+        empty.status
+    );
     let wrong_type = pool.post("/v1/embeddings", &json!({ "input": 42 }));
-    assert!(matches!(wrong_type.status, 400 | 422), "numeric input answered {}", wrong_type.status);
+    assert!(
+        matches!(wrong_type.status, 400 | 422),
+        "numeric input answered {}",
+        wrong_type.status
+    );
 }
 
 #[test]
@@ -74,5 +94,8 @@ fn health_and_metrics_describe_the_pool() {
     let health: Value = pool.get("/health").expect(200).json();
     assert_eq!(health["dim"], json!(384), "health: {health}");
     let metrics = pool.get("/metrics").expect(200).text;
-    assert!(metrics.contains("# TYPE"), "metrics are Prometheus text:\n{metrics}");
+    assert!(
+        metrics.contains("# TYPE"),
+        "metrics are Prometheus text:\n{metrics}"
+    );
 }

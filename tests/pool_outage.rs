@@ -1,1 +1,121 @@
-//! End-to-end tests (being written).
+//! End-to-end: an embedding-pool outage during ingest loses nothing. A second
+//! real Worker is wired to the real pool through a forwarder the test
+//! switches off; ingest answers 202 and keeps the row pending, retrieval
+//! falls back to full text, and once the pool is back the scheduled job
+//! (triggered through wrangler's /__scheduled) embeds every pending row.
+
+use std::time::Duration;
+
+use memshadow_e2e::proxy::ToggleProxy;
+use memshadow_e2e::wrangler::Worker;
+use memshadow_e2e::{Client, DevSigner, eventually, pool_url};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+fn status_of(client: &Client, id: &str) -> String {
+    client
+        .get(&format!("/api/v1/memory/{id}"))
+        .expect(200)
+        .json()["embedding_status"]
+        .as_str()
+        .expect("embedding_status")
+        .to_string()
+}
+
+fn run_scheduled(worker: &Worker) {
+    let reply = Client::anonymous(&worker.url()).get("/__scheduled?cron=*/5+*+*+*+*");
+    assert_eq!(reply.status, 200, "scheduled trigger: {}", reply.text);
+}
+
+#[test]
+fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
+    let pool = pool_url();
+    let proxy = ToggleProxy::start(pool.trim_start_matches("http://"));
+    proxy.set_up(false);
+    let api_port: u16 = std::env::var("MEMSHADOW_API_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8787);
+    let worker = Worker::start(
+        api_port + 7,
+        &[
+            ("MEMSHADOW_EMBEDDING_URL", &proxy.url()),
+            ("MEMSHADOW_EMBED_TIMEOUT_MS", "2000"),
+        ],
+    );
+    let user = Uuid::new_v4().to_string();
+    let client = Client::anonymous(&worker.url()).with_token(&DevSigner::load().token_for(&user));
+
+    // The pool is down: /ready says which dependency, ingest still stores.
+    let ready = Client::anonymous(&worker.url()).get("/ready").expect(503);
+    assert_eq!(
+        ready.json()["error"]["checks"]["embedding"],
+        "down",
+        "{}",
+        ready.text
+    );
+    assert!(ready.header("retry-after").is_some());
+
+    let reply = client
+        .post(
+            "/api/v1/memory/ingest",
+            &json!({"content": "The spare key hangs behind the garden shed door."}),
+        )
+        .expect(202);
+    let first: Value = reply.json();
+    assert_eq!(first["embedding_status"], "pending");
+    let batch = client
+        .post(
+            "/api/v1/memory/batch",
+            &json!({"items": [{"content": "Wi-Fi password is written under the router."}]}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(batch["results"][0]["status"], 202);
+    let second = batch["results"][0]["memory"].clone();
+    let ids = [
+        first["id"].as_str().expect("id").to_string(),
+        second["id"].as_str().expect("id").to_string(),
+    ];
+
+    // Retrieval degrades to full text instead of failing.
+    let text_only = client
+        .post(
+            "/api/v1/memory/retrieve",
+            &json!({"query": "garden shed key"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(text_only["mode"], "text");
+    assert_eq!(text_only["results"][0]["id"], first["id"]);
+
+    // A scheduled run while the pool is still down keeps the rows pending.
+    run_scheduled(&worker);
+    for id in &ids {
+        assert_eq!(status_of(&client, id), "pending");
+    }
+
+    // The pool comes back; the job (after its retry backoff) embeds both.
+    proxy.set_up(true);
+    let recovered = eventually(Duration::from_secs(150), || {
+        run_scheduled(&worker);
+        ids.iter()
+            .all(|id| status_of(&client, id) == "ready")
+            .then_some(())
+    });
+    assert!(
+        recovered.is_some(),
+        "pending rows were not embedded after the pool came back"
+    );
+
+    // Semantic search now finds the row with words it does not contain.
+    let hybrid = client
+        .post(
+            "/api/v1/memory/retrieve",
+            &json!({"query": "where can I find a house key outdoors?", "limit": 1}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(hybrid["mode"], "hybrid");
+    assert_eq!(hybrid["results"][0]["id"], first["id"]);
+}

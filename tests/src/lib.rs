@@ -101,7 +101,11 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("HTTP client");
-        Client { base: base.trim_end_matches('/').to_string(), http, token: None }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http,
+            token: None,
+        }
     }
 
     /// A client for a brand-new user (a random UUID) on the API under test.
@@ -120,7 +124,13 @@ impl Client {
         &self.base
     }
 
-    pub fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, content_type: &str) -> Reply {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> Reply {
         let url = format!("{}{}", self.base, path);
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.http.request(method, &url);
@@ -136,7 +146,11 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().unwrap_or_default();
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -148,11 +162,21 @@ impl Client {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {
-        self.send("POST", path, Some(body.to_string().into_bytes()), "application/json")
+        self.send(
+            "POST",
+            path,
+            Some(body.to_string().into_bytes()),
+            "application/json",
+        )
     }
 
     pub fn patch(&self, path: &str, body: &Value) -> Reply {
-        self.send("PATCH", path, Some(body.to_string().into_bytes()), "application/json")
+        self.send(
+            "PATCH",
+            path,
+            Some(body.to_string().into_bytes()),
+            "application/json",
+        )
     }
 
     pub fn post_raw(&self, path: &str, body: Vec<u8>) -> Reply {
@@ -187,14 +211,20 @@ impl DevSigner {
     pub fn load() -> Self {
         let dir = dev_keys_dir();
         let pem = std::fs::read_to_string(dir.join("private.pem")).unwrap_or_else(|e| {
-            panic!("no dev key in {} ({e}); start the stack with scripts/start.sh", dir.display())
+            panic!(
+                "no dev key in {} ({e}); start the stack with scripts/start.sh",
+                dir.display()
+            )
         });
         let key = SigningKey::from_pkcs8_pem(&pem).expect("dev key is a PKCS#8 P-256 key");
         let jwks: Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("jwks.json")).expect("jwks.json next to the dev key"),
         )
         .expect("jwks.json is JSON");
-        let kid = jwks["keys"][0]["kid"].as_str().expect("the dev JWKS names a kid").to_string();
+        let kid = jwks["keys"][0]["kid"]
+            .as_str()
+            .expect("the dev JWKS names a kid")
+            .to_string();
         DevSigner { key, kid }
     }
 
@@ -218,7 +248,10 @@ impl DevSigner {
     }
 
     pub fn token_for(&self, sub: &str) -> String {
-        self.sign(&json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}), &self.claims_for(sub))
+        self.sign(
+            &json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}),
+            &self.claims_for(sub),
+        )
     }
 
     /// Signs any header and claims with the dev key (for forged tokens).
@@ -229,7 +262,10 @@ impl DevSigner {
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
         let signature: Signature = self.key.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
     }
 }
 

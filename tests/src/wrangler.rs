@@ -29,7 +29,10 @@ impl Worker {
         let env_path = state.0.join("dev.vars");
         std::fs::write(&env_path, env_file).expect("write dev.vars");
         let node_dir = std::env::var("MEMSHADOW_NODE").unwrap_or_else(|_| {
-            format!("{}/.cache/memshadow/npm", std::env::var("HOME").unwrap_or_default())
+            format!(
+                "{}/.cache/memshadow/npm",
+                std::env::var("HOME").unwrap_or_default()
+            )
         });
         let log = std::fs::File::create(state.0.join("wrangler.log")).expect("log file");
         let child = Command::new("node")
@@ -51,13 +54,20 @@ impl Worker {
             .stdin(Stdio::null())
             .spawn()
             .expect("start wrangler dev (is node installed? run scripts/setup.sh)");
-        let worker = Worker { child, port, _state: state };
+        let worker = Worker {
+            child,
+            port,
+            _state: state,
+        };
         let health = format!("{}/health", worker.url());
         let up = eventually(Duration::from_secs(120), || {
-            reqwest::blocking::get(&health).ok().filter(|r| r.status().is_success())
+            reqwest::blocking::get(&health)
+                .ok()
+                .filter(|r| r.status().is_success())
         });
         if up.is_none() {
-            let log = std::fs::read_to_string(worker._state.0.join("wrangler.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(worker._state.0.join("wrangler.log")).unwrap_or_default();
             panic!("second Worker on port {port} did not start:\n{log}");
         }
         worker
@@ -71,7 +81,11 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         // wrangler runs workerd as a child; ending wrangler ends it.
-        let _ = Command::new("pkill").arg("-TERM").arg("-P").arg(self.child.id().to_string()).status();
+        let _ = Command::new("pkill")
+            .arg("-TERM")
+            .arg("-P")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
