@@ -89,7 +89,10 @@ async fn connect(env: &Env) -> Result<PgSql, PortError> {
     let (client, connection) = match select(handshake, timeout).await {
         Either::Left((Ok(pair), _)) => pair,
         Either::Left((Err(e), _)) => {
-            return Err(PortError::unavailable(format!("postgres connect: {e}")));
+            return Err(PortError::unavailable(format!(
+                "postgres connect: {}",
+                describe(&e)
+            )));
         }
         Either::Right(((), _)) => return Err(PortError::unavailable("postgres connect timed out")),
     };
@@ -99,4 +102,14 @@ async fn connect(env: &Env) -> Result<PgSql, PortError> {
         }
     });
     Ok(PgSql::new(client))
+}
+
+/// tokio-postgres displays a server error as just "db error"; the SQLSTATE
+/// and message (a missing role, a refused password) are what an operator
+/// needs, and they carry no secrets.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
