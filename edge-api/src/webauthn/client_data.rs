@@ -83,7 +83,7 @@ pub fn check_challenge(client_data: &CollectedClientData, expected: &[u8]) -> Re
 
 /// §7.1 step 9 / §7.2 step 13: the origin is exactly one of the configured ones.
 pub fn check_origin(client_data: &CollectedClientData, allowed_origins: &[String]) -> Result<()> {
-    if allowed_origins.iter().any(|o| *o == client_data.origin) {
+    if allowed_origins.contains(&client_data.origin) {
         Ok(())
     } else {
         Err(WebauthnError::OriginNotAllowed)

@@ -99,10 +99,10 @@ impl CredentialPublicKey {
     /// not accept is `unsupported_algorithm` even when `coset` does not know
     /// the algorithm (e.g. ML-DSA, -48), so callers see why the key was refused.
     pub fn from_cbor_value(value: ciborium::Value, supported: &[CoseAlgId]) -> Result<Self> {
-        if let Some(alg) = peek_alg(&value) {
-            if !supported.contains(&alg) || Alg::from_cose_id(alg).is_none() {
-                return Err(WebauthnError::UnsupportedAlgorithm);
-            }
+        if let Some(alg) = peek_alg(&value)
+            && (!supported.contains(&alg) || Alg::from_cose_id(alg).is_none())
+        {
+            return Err(WebauthnError::UnsupportedAlgorithm);
         }
         let key = CoseKey::from_cbor_value(value).map_err(|_| WebauthnError::CoseKeyInvalid)?;
         Self::from_cose_key(&key, supported)
@@ -219,14 +219,14 @@ pub fn verify_ps256(key: &rsa::RsaPublicKey, message: &[u8], signature: &[u8]) -
     }
 }
 
-fn param<'k>(key: &'k CoseKey, label: i64) -> Option<&'k ciborium::Value> {
+fn param(key: &CoseKey, label: i64) -> Option<&ciborium::Value> {
     key.params
         .iter()
         .find(|(l, _)| *l == Label::Int(label))
         .map(|(_, v)| v)
 }
 
-fn param_bytes<'k>(key: &'k CoseKey, label: i64) -> Result<&'k [u8]> {
+fn param_bytes(key: &CoseKey, label: i64) -> Result<&[u8]> {
     match param(key, label) {
         Some(ciborium::Value::Bytes(b)) => Ok(b.as_slice()),
         _ => Err(WebauthnError::CoseKeyInvalid),

@@ -132,10 +132,7 @@ fn attribute_text(cert: &Certificate, oid: ObjectIdentifier) -> Option<String> {
         })
 }
 
-fn find_extension<'c>(
-    cert: &'c Certificate,
-    oid: ObjectIdentifier,
-) -> Option<&'c x509_cert::ext::Extension> {
+fn find_extension(cert: &Certificate, oid: ObjectIdentifier) -> Option<&x509_cert::ext::Extension> {
     cert.tbs_certificate
         .extensions
         .as_deref()

@@ -170,7 +170,7 @@ fn stmt_bytes<'a>(att_stmt: &'a [(Value, Value)], name: &str) -> Result<&'a [u8]
 }
 
 /// `x5c`: a non-empty array of DER certificates, leaf first.
-fn stmt_x5c<'a>(att_stmt: &'a [(Value, Value)]) -> Result<Option<Vec<&'a [u8]>>> {
+fn stmt_x5c(att_stmt: &[(Value, Value)]) -> Result<Option<Vec<&[u8]>>> {
     match stmt_get(att_stmt, "x5c")? {
         None => Ok(None),
         Some(Value::Array(items)) if !items.is_empty() => items

@@ -52,3 +52,143 @@ pub fn verify(ctx: &StatementContext<'_>) -> Result<AttestationType> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::webauthn::test_vectors::{registration, replace, tamper_sig};
+
+    /// Vector ids: 10 YubiKey 5 (x5c, ES256 key), 11 YubiKey (x5c, Ed25519
+    /// key), 32 Chrome virtual authenticator (x5c with explicit cA=FALSE),
+    /// 35 self attestation (EC2), 46 self attestation (PS256).
+    #[test]
+    fn real_packed_statements_verify() {
+        for (id, expected) in [
+            (10, AttestationType::Basic),
+            (11, AttestationType::Basic),
+            (32, AttestationType::Basic),
+            (35, AttestationType::SelfAttestation),
+            (46, AttestationType::SelfAttestation),
+        ] {
+            let reg = registration(id);
+            assert_eq!(
+                verify(&reg.ctx(&reg.object.att_stmt, None)),
+                Ok(expected),
+                "vector {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_signatures_refused() {
+        for id in [10, 11, 32, 35, 46] {
+            let reg = registration(id);
+            let stmt = tamper_sig(&reg.object.att_stmt);
+            assert_eq!(
+                verify(&reg.ctx(&stmt, None)),
+                Err(WebauthnError::AttestationInvalid),
+                "vector {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn aaguid_extension_must_match() {
+        // SimpleWebAuthn: x5c leaf id-fido-gen-ce-aaguid differs from authData AAGUID.
+        let reg = registration(33);
+        assert_eq!(
+            verify(&reg.ctx(&reg.object.att_stmt, None)),
+            Err(WebauthnError::AttestationInvalid)
+        );
+    }
+
+    #[test]
+    fn self_attestation_alg_must_be_the_credential_alg() {
+        let reg = registration(35);
+        let stmt = replace(
+            &reg.object.att_stmt,
+            "alg",
+            Some(ciborium::Value::from(-257)),
+        );
+        assert_eq!(
+            verify(&reg.ctx(&stmt, None)),
+            Err(WebauthnError::AttestationInvalid)
+        );
+    }
+
+    #[test]
+    fn x5c_alg_must_match_the_leaf_key() {
+        let reg = registration(10);
+        let stmt = replace(
+            &reg.object.att_stmt,
+            "alg",
+            Some(ciborium::Value::from(-257)),
+        );
+        assert_eq!(
+            verify(&reg.ctx(&stmt, None)),
+            Err(WebauthnError::AttestationInvalid)
+        );
+        let stmt = replace(
+            &reg.object.att_stmt,
+            "alg",
+            Some(ciborium::Value::from(-35)),
+        );
+        assert_eq!(
+            verify(&reg.ctx(&stmt, None)),
+            Err(WebauthnError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn malformed_statements_refused() {
+        let reg = registration(10);
+        let cases = [
+            replace(&reg.object.att_stmt, "alg", None),
+            replace(&reg.object.att_stmt, "sig", None),
+            replace(
+                &reg.object.att_stmt,
+                "x5c",
+                Some(ciborium::Value::Array(vec![])),
+            ),
+            replace(
+                &reg.object.att_stmt,
+                "x5c",
+                Some(ciborium::Value::Array(vec![ciborium::Value::Bytes(vec![
+                    0x30, 0x00,
+                ])])),
+            ),
+            replace(
+                &reg.object.att_stmt,
+                "ecdaaKeyId",
+                Some(ciborium::Value::Bytes(vec![1])),
+            ),
+        ];
+        for stmt in cases {
+            assert_eq!(
+                verify(&reg.ctx(&stmt, None)),
+                Err(WebauthnError::AttestationInvalid),
+                "{stmt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn certificate_validity_checked_when_a_time_is_given() {
+        let reg = registration(10);
+        // 2020-01-01: inside the Yubico leaf's validity; 1970: before it.
+        assert_eq!(
+            verify(&reg.ctx(&reg.object.att_stmt, Some(1_577_836_800))),
+            Ok(AttestationType::Basic)
+        );
+        assert_eq!(
+            verify(&reg.ctx(&reg.object.att_stmt, Some(0))),
+            Err(WebauthnError::AttestationInvalid)
+        );
+    }
+}
