@@ -183,6 +183,33 @@ mod tests {
         assert_eq!(e.headers, vec![("allow".to_string(), "GET, PATCH, DELETE".to_string())]);
     }
 
+    /// Every route is in `schema/openapi.json` and vice versa, with the
+    /// same methods; public routes declare `security: []`.
+    #[test]
+    fn openapi_document_matches_the_route_table() {
+        let doc: serde_json::Value =
+            serde_json::from_str(crate::handlers::openapi::OPENAPI_JSON).expect("openapi.json is JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in paths {
+            for (method, op) in item.as_object().expect("path item") {
+                if ["get", "post", "put", "patch", "delete", "head", "options"].contains(&method.as_str()) {
+                    documented.push((method.to_uppercase(), path.clone()));
+                    let public = op.get("security") == Some(&serde_json::json!([]));
+                    let def = ROUTES.iter().find(|d| d.path == path && d.method.eq_ignore_ascii_case(method));
+                    if let Some(def) = def {
+                        assert_eq!(public, !def.auth, "{method} {path}: security disagrees with the router");
+                    }
+                }
+            }
+        }
+        let mut routed: Vec<(String, String)> = ROUTES.iter().map(|d| (d.method.to_string(), d.path.to_string())).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(documented, routed);
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+
     #[test]
     fn query_decoding() {
         assert_eq!(
