@@ -64,11 +64,19 @@ pub fn log(line: &str) {
 /// `x-request-id`.
 pub async fn handle(p: &Platform<'_>, cfg: &Config, req: Request) -> Response {
     let now_ms = p.clock.now_millis();
-    let ctx = Ctx { p, cfg, now_ms, request_id: request_id(&req, now_ms) };
+    let ctx = Ctx {
+        p,
+        cfg,
+        now_ms,
+        request_id: request_id(&req, now_ms),
+    };
     let result = if req.body.len() > cfg.limits.max_body_bytes {
         Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("the request body exceeds {} bytes", cfg.limits.max_body_bytes),
+            format!(
+                "the request body exceeds {} bytes",
+                cfg.limits.max_body_bytes
+            ),
         ))
     } else {
         match (CatchUnwind(Box::pin(crate::router::route(&ctx, &req)))).await {
@@ -85,16 +93,27 @@ pub async fn handle(p: &Platform<'_>, cfg: &Config, req: Request) -> Response {
 pub fn handle_misconfigured(err: &ConfigError, req: &Request, now_ms: i64) -> Response {
     let id = request_id(req, now_ms);
     log(&format!("request_id={id} configuration invalid: {err}"));
-    let e = ApiError::new(ErrorCode::Misconfigured, "the service is misconfigured; an operator has been told");
+    let e = ApiError::new(
+        ErrorCode::Misconfigured,
+        "the service is misconfigured; an operator has been told",
+    );
     finish(&id, req, Err(e), 0)
 }
 
-fn finish(request_id: &str, req: &Request, result: Result<Response, ApiError>, elapsed_ms: i64) -> Response {
+fn finish(
+    request_id: &str,
+    req: &Request,
+    result: Result<Response, ApiError>,
+    elapsed_ms: i64,
+) -> Response {
     let mut res = match result {
         Ok(r) => r,
         Err(mut e) => {
             if let Some(detail) = &e.detail {
-                log(&format!("request_id={request_id} error={} detail={detail}", e.code.name()));
+                log(&format!(
+                    "request_id={request_id} error={} detail={detail}",
+                    e.code.name()
+                ));
             }
             let mut extra = match e.extra.take() {
                 Some(Value::Object(m)) => m,
@@ -105,7 +124,8 @@ fn finish(request_id: &str, req: &Request, result: Result<Response, ApiError>, e
             e.into_response()
         }
     };
-    res.headers.push(("x-request-id".into(), request_id.to_string()));
+    res.headers
+        .push(("x-request-id".into(), request_id.to_string()));
     log(&format!(
         "request_id={request_id} method={} path={} status={} ms={elapsed_ms}",
         req.method, req.path, res.status
@@ -118,7 +138,12 @@ fn finish(request_id: &str, req: &Request, result: Result<Response, ApiError>, e
 /// schedule string, echoed in the report.
 pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobReport {
     let now_ms = p.clock.now_millis();
-    let ctx = Ctx { p, cfg, now_ms, request_id: format!("cron-{now_ms}") };
+    let ctx = Ctx {
+        p,
+        cfg,
+        now_ms,
+        request_id: format!("cron-{now_ms}"),
+    };
     let report = crate::services::scheduled::run(&ctx, cron).await;
     log(&format!(
         "request_id={} scheduled {}",
@@ -136,7 +161,10 @@ static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// heap allocation instead of asking a random-number port.
 pub fn request_id(req: &Request, now_ms: i64) -> String {
     let safe = |v: &str| {
-        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     };
     if let Some(v) = req.header("x-request-id").filter(|v| safe(v)) {
         return v.to_string();

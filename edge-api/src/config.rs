@@ -74,14 +74,18 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(variable: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { variable, reason: reason.into() }
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
     /// Reads every variable through `get` (absent or empty → default).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let keys_doc = get(JWT_PUBLIC_KEYS).ok_or_else(|| err(JWT_PUBLIC_KEYS, "required (a JWKS JSON document)"))?;
+        let keys_doc = get(JWT_PUBLIC_KEYS)
+            .ok_or_else(|| err(JWT_PUBLIC_KEYS, "required (a JWKS JSON document)"))?;
         let jwt_keys = parse_jwks(&keys_doc).map_err(|reason| err(JWT_PUBLIC_KEYS, reason))?;
 
         let embedding_url = get(EMBEDDING_URL).unwrap_or_else(|| "http://127.0.0.1:8790".into());
@@ -92,9 +96,21 @@ impl Config {
 
         let d = Limits::default();
         let limits = Limits {
-            max_body_bytes: num(&get, MAX_BODY_BYTES, d.max_body_bytes, 1024, 64 * 1024 * 1024)?,
+            max_body_bytes: num(
+                &get,
+                MAX_BODY_BYTES,
+                d.max_body_bytes,
+                1024,
+                64 * 1024 * 1024,
+            )?,
             max_content_bytes: num(&get, MAX_CONTENT_BYTES, d.max_content_bytes, 1, 1024 * 1024)?,
-            max_metadata_bytes: num(&get, MAX_METADATA_BYTES, d.max_metadata_bytes, 2, 1024 * 1024)?,
+            max_metadata_bytes: num(
+                &get,
+                MAX_METADATA_BYTES,
+                d.max_metadata_bytes,
+                2,
+                1024 * 1024,
+            )?,
             max_metadata_keys: num(&get, MAX_METADATA_KEYS, d.max_metadata_keys, 0, 10_000)?,
             max_batch_items: num(&get, MAX_BATCH_ITEMS, d.max_batch_items, 1, 1000)?,
             ..d
@@ -123,8 +139,13 @@ fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     min: T,
     max: T,
 ) -> Result<T, ConfigError> {
-    let Some(raw) = get(name) else { return Ok(default) };
-    let v: T = raw.trim().parse().map_err(|_| err(name, "must be a non-negative integer"))?;
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let v: T = raw
+        .trim()
+        .parse()
+        .map_err(|_| err(name, "must be a non-negative integer"))?;
     if v < min || v > max {
         return Err(err(name, format!("must be between {min} and {max}")));
     }
@@ -165,15 +186,24 @@ pub fn parse_jwks(doc: &str) -> Result<Vec<JwtKey>, String> {
     }
     let mut out: Vec<JwtKey> = Vec::new();
     for (i, k) in jwks.keys.into_iter().enumerate() {
-        let kid = k.kid.filter(|s| !s.is_empty()).ok_or(format!("key {i}: kid is required"))?;
+        let kid = k
+            .kid
+            .filter(|s| !s.is_empty())
+            .ok_or(format!("key {i}: kid is required"))?;
         if k.kty != "EC" || k.crv.as_deref() != Some("P-256") {
-            return Err(format!("key {kid:?}: only kty EC with crv P-256 is supported"));
+            return Err(format!(
+                "key {kid:?}: only kty EC with crv P-256 is supported"
+            ));
         }
-        if k.alg.as_deref().is_some_and(|a| a != "ES256") || k.use_.as_deref().is_some_and(|u| u != "sig") {
+        if k.alg.as_deref().is_some_and(|a| a != "ES256")
+            || k.use_.as_deref().is_some_and(|u| u != "sig")
+        {
             return Err(format!("key {kid:?}: alg must be ES256 and use sig"));
         }
         if k.d.is_some() {
-            return Err(format!("key {kid:?}: contains a private key (d); configure public keys only"));
+            return Err(format!(
+                "key {kid:?}: contains a private key (d); configure public keys only"
+            ));
         }
         let coord = |c: Option<String>, n: &str| -> Result<Vec<u8>, String> {
             let raw = URL_SAFE_NO_PAD
@@ -187,7 +217,8 @@ pub fn parse_jwks(doc: &str) -> Result<Vec<JwtKey>, String> {
         let mut sec1 = vec![4u8];
         sec1.extend(coord(k.x, "x")?);
         sec1.extend(coord(k.y, "y")?);
-        let key = VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| format!("key {kid:?}: not a point on P-256"))?;
+        let key = VerifyingKey::from_sec1_bytes(&sec1)
+            .map_err(|_| format!("key {kid:?}: not a point on P-256"))?;
         if out.iter().any(|o| o.kid == kid) {
             return Err(format!("key {kid:?}: duplicate kid"));
         }
@@ -207,7 +238,10 @@ pub(crate) mod tests {
         "x":"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY","y":"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}]}"#;
 
     pub fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| m.get(k).cloned()
     }
 
@@ -227,12 +261,18 @@ pub(crate) mod tests {
     fn errors_name_the_variable_not_the_value() {
         let e = Config::from_lookup(lookup(&[])).expect_err("keys required");
         assert_eq!(e.variable, JWT_PUBLIC_KEYS);
-        let e = Config::from_lookup(lookup(&[(JWT_PUBLIC_KEYS, TEST_JWKS), (EMBED_TIMEOUT_MS, "soon")]))
-            .expect_err("bad number");
+        let e = Config::from_lookup(lookup(&[
+            (JWT_PUBLIC_KEYS, TEST_JWKS),
+            (EMBED_TIMEOUT_MS, "soon"),
+        ]))
+        .expect_err("bad number");
         assert_eq!(e.variable, EMBED_TIMEOUT_MS);
         assert!(!e.to_string().contains("soon"));
-        let e = Config::from_lookup(lookup(&[(JWT_PUBLIC_KEYS, TEST_JWKS), (EMBEDDING_URL, "ftp://x")]))
-            .expect_err("bad url");
+        let e = Config::from_lookup(lookup(&[
+            (JWT_PUBLIC_KEYS, TEST_JWKS),
+            (EMBEDDING_URL, "ftp://x"),
+        ]))
+        .expect_err("bad url");
         assert_eq!(e.variable, EMBEDDING_URL);
     }
 

@@ -125,7 +125,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), extra: None, headers: Vec::new(), detail: None }
+        Self {
+            code,
+            message: message.into(),
+            extra: None,
+            headers: Vec::new(),
+            detail: None,
+        }
     }
 
     pub fn with_extra(mut self, extra: Value) -> Self {
@@ -143,7 +149,10 @@ impl ApiError {
     pub fn internal(detail: impl Into<String>) -> Self {
         Self {
             detail: Some(detail.into()),
-            ..Self::new(ErrorCode::InternalError, "internal error; see the server log for this request id")
+            ..Self::new(
+                ErrorCode::InternalError,
+                "internal error; see the server log for this request id",
+            )
         }
     }
 
@@ -164,9 +173,11 @@ impl ApiError {
 
     /// The full response: `{"error":{...}}`, with `Retry-After` on 503.
     pub fn into_response(self) -> Response {
-        let mut res = crate::json::response(self.code.status(), &json!({ "error": self.body_object() }));
+        let mut res =
+            crate::json::response(self.code.status(), &json!({ "error": self.body_object() }));
         if self.code.status() == 503 {
-            res.headers.push(("retry-after".into(), RETRY_AFTER_SECONDS.to_string()));
+            res.headers
+                .push(("retry-after".into(), RETRY_AFTER_SECONDS.to_string()));
         }
         res.headers.extend(self.headers);
         res
@@ -181,7 +192,10 @@ impl From<PortError> for ApiError {
         match e.kind {
             PortErrorKind::Unavailable => Self {
                 detail: Some(e.detail),
-                ..Self::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; retry later")
+                ..Self::new(
+                    ErrorCode::DatabaseUnavailable,
+                    "the database is unavailable; retry later",
+                )
             },
             PortErrorKind::UniqueViolation | PortErrorKind::Failed => Self::internal(e.detail),
         }
@@ -216,7 +230,14 @@ mod tests {
         let doc = documented();
         let code: Vec<(String, u16, String, String)> = ErrorCode::ALL
             .iter()
-            .map(|c| (c.name().to_string(), c.status(), c.kind().to_string(), c.meaning().to_string()))
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    c.status(),
+                    c.kind().to_string(),
+                    c.meaning().to_string(),
+                )
+            })
             .collect();
         assert_eq!(doc, code, "schema/errors.md and src/errors.rs disagree");
     }
@@ -224,7 +245,11 @@ mod tests {
     #[test]
     fn names_are_unique_snake_case() {
         let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
-        assert!(names.iter().all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorCode::ALL.len());
@@ -232,7 +257,8 @@ mod tests {
 
     #[test]
     fn unavailable_carries_retry_after_and_hides_detail() {
-        let res = ApiError::from(PortError::unavailable("connect to 10.0.0.1:5432 refused")).into_response();
+        let res = ApiError::from(PortError::unavailable("connect to 10.0.0.1:5432 refused"))
+            .into_response();
         assert_eq!(res.status, 503);
         assert_eq!(res.header("retry-after"), Some("5"));
         let body = String::from_utf8(res.body).expect("utf8");
@@ -242,8 +268,13 @@ mod tests {
 
     #[test]
     fn internal_hides_detail() {
-        let res = ApiError::from(PortError::failed("syntax error at or near SELECT")).into_response();
+        let res =
+            ApiError::from(PortError::failed("syntax error at or near SELECT")).into_response();
         assert_eq!(res.status, 500);
-        assert!(!String::from_utf8(res.body).expect("utf8").contains("syntax"));
+        assert!(
+            !String::from_utf8(res.body)
+                .expect("utf8")
+                .contains("syntax")
+        );
     }
 }

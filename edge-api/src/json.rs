@@ -37,7 +37,10 @@ pub fn check_content_type(req: &Request) -> Result<(), ApiError> {
             } else {
                 Err(ApiError::new(
                     ErrorCode::UnsupportedMediaType,
-                    format!("expected Content-Type application/json, got {:?}", truncate(ct, 64)),
+                    format!(
+                        "expected Content-Type application/json, got {:?}",
+                        truncate(ct, 64)
+                    ),
                 ))
             }
         }
@@ -55,7 +58,10 @@ pub fn parse_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 /// wrong type or missing field → 422 `invalid_field`.
 pub fn parse_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; a JSON object is required"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "the request body is empty; a JSON object is required",
+        ));
     }
     serde_json::from_slice(bytes).map_err(classify)
 }
@@ -72,7 +78,9 @@ fn classify(e: serde_json::Error) -> ApiError {
         Category::Syntax | Category::Eof | Category::Io => {
             ApiError::new(ErrorCode::InvalidJson, format!("malformed JSON: {msg}"))
         }
-        Category::Data if msg.starts_with("unknown field") => ApiError::new(ErrorCode::UnknownField, msg),
+        Category::Data if msg.starts_with("unknown field") => {
+            ApiError::new(ErrorCode::UnknownField, msg)
+        }
         Category::Data => ApiError::new(ErrorCode::InvalidField, msg),
     }
 }
@@ -127,7 +135,11 @@ mod tests {
 
     #[test]
     fn classifies_errors() {
-        let code = |b: &str| parse_bytes::<Body>(b.as_bytes()).map(|_| ()).map_err(|e| e.code.name());
+        let code = |b: &str| {
+            parse_bytes::<Body>(b.as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.code.name())
+        };
         assert_eq!(code(r#"{"content":"x"}"#), Ok(()));
         assert_eq!(code(r#"{"content":"x""#), Err("invalid_json"));
         assert_eq!(code(""), Err("invalid_json"));
@@ -153,10 +165,16 @@ mod tests {
     fn content_type() {
         let mut req = Request::default();
         assert!(check_content_type(&req).is_ok());
-        req.headers.push(("content-type".into(), "application/json; charset=utf-8".into()));
+        req.headers.push((
+            "content-type".into(),
+            "application/json; charset=utf-8".into(),
+        ));
         assert!(check_content_type(&req).is_ok());
         req.headers[0].1 = "text/plain".into();
-        assert_eq!(check_content_type(&req).map_err(|e| e.code), Err(ErrorCode::UnsupportedMediaType));
+        assert_eq!(
+            check_content_type(&req).map_err(|e| e.code),
+            Err(ErrorCode::UnsupportedMediaType)
+        );
     }
 
     #[test]

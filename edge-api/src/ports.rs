@@ -27,10 +27,16 @@ pub enum PortErrorKind {
 
 impl PortError {
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Self { kind: PortErrorKind::Unavailable, detail: detail.into() }
+        Self {
+            kind: PortErrorKind::Unavailable,
+            detail: detail.into(),
+        }
     }
     pub fn failed(detail: impl Into<String>) -> Self {
-        Self { kind: PortErrorKind::Failed, detail: detail.into() }
+        Self {
+            kind: PortErrorKind::Failed,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -66,7 +72,12 @@ pub enum SqlScope {
 pub trait Sql {
     /// Runs one parameterised statement in `scope` and returns its rows
     /// (empty for statements without RETURNING).
-    async fn query(&self, scope: &SqlScope, sql: &str, params: &[SqlParam]) -> Result<Vec<SqlRow>, PortError>;
+    async fn query(
+        &self,
+        scope: &SqlScope,
+        sql: &str,
+        params: &[SqlParam],
+    ) -> Result<Vec<SqlRow>, PortError>;
 }
 
 /// Key-value store. Eventually consistent (Workers KV): use it for caches,
@@ -75,7 +86,8 @@ pub trait Sql {
 pub trait Kv {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError>;
     /// `ttl_seconds` below the store's minimum (60 s on Workers KV) is raised to it.
-    async fn put(&self, key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), PortError>;
+    async fn put(&self, key: &str, value: &[u8], ttl_seconds: Option<u64>)
+    -> Result<(), PortError>;
     async fn delete(&self, key: &str) -> Result<(), PortError>;
 }
 
@@ -90,7 +102,12 @@ pub struct HttpReply {
 /// whole exchange; on expiry the adapter returns `Unavailable`.
 #[async_trait(?Send)]
 pub trait HttpClient {
-    async fn post_json(&self, url: &str, body: Vec<u8>, timeout_ms: u64) -> Result<HttpReply, PortError>;
+    async fn post_json(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<HttpReply, PortError>;
     async fn get(&self, url: &str, timeout_ms: u64) -> Result<HttpReply, PortError>;
 }
 

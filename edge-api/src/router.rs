@@ -39,7 +39,12 @@ pub struct RouteDef {
 }
 
 const fn r(method: &'static str, path: &'static str, endpoint: Endpoint, auth: bool) -> RouteDef {
-    RouteDef { method, path, endpoint, auth }
+    RouteDef {
+        method,
+        path,
+        endpoint,
+        auth,
+    }
 }
 
 pub const ROUTES: &[RouteDef] = &[
@@ -79,7 +84,10 @@ fn matches<'p>(pattern: &str, path: &'p str) -> Option<(Option<&'p str>, usize)>
 
 /// Finds the route for a request: the most specific path match (so
 /// `/memory/export` is never taken for `/memory/{id}`), then the method.
-pub fn resolve<'r>(method: &str, path: &'r str) -> Result<(&'static RouteDef, Option<&'r str>), ApiError> {
+pub fn resolve<'r>(
+    method: &str,
+    path: &'r str,
+) -> Result<(&'static RouteDef, Option<&'r str>), ApiError> {
     let candidates: Vec<(&'static RouteDef, Option<&'r str>, usize)> = ROUTES
         .iter()
         .filter_map(|d| matches(d.path, path).map(|(id, n)| (d, id, n)))
@@ -88,12 +96,18 @@ pub fn resolve<'r>(method: &str, path: &'r str) -> Result<(&'static RouteDef, Op
         return Err(ApiError::new(ErrorCode::NotFound, "no such route"));
     };
     let same_path: Vec<_> = candidates.into_iter().filter(|c| c.2 == best).collect();
-    if let Some((d, id, _)) = same_path.iter().find(|c| c.0.method.eq_ignore_ascii_case(method)) {
+    if let Some((d, id, _)) = same_path
+        .iter()
+        .find(|c| c.0.method.eq_ignore_ascii_case(method))
+    {
         return Ok((d, *id));
     }
     let allow: Vec<&str> = same_path.iter().map(|c| c.0.method).collect();
-    Err(ApiError::new(ErrorCode::MethodNotAllowed, format!("use one of: {}", allow.join(", ")))
-        .with_header("allow", allow.join(", ")))
+    Err(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("use one of: {}", allow.join(", ")),
+    )
+    .with_header("allow", allow.join(", ")))
 }
 
 /// Parses a path id as a UUID (400 `invalid_parameter` otherwise).
@@ -105,9 +119,17 @@ pub fn path_uuid(raw: Option<&str>) -> Result<Uuid, ApiError> {
 /// The core router: a pure function of request → response (given ports).
 pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
     let (def, id) = resolve(&req.method, &req.path)?;
-    let caller: Option<Caller> =
-        if def.auth { Some(auth::authenticate(ctx.cfg, req, ctx.now_ms)?) } else { None };
-    let user = || caller.as_ref().map(|c| c.user_id).ok_or_else(|| ApiError::internal("route without caller"));
+    let caller: Option<Caller> = if def.auth {
+        Some(auth::authenticate(ctx.cfg, req, ctx.now_ms)?)
+    } else {
+        None
+    };
+    let user = || {
+        caller
+            .as_ref()
+            .map(|c| c.user_id)
+            .ok_or_else(|| ApiError::internal("route without caller"))
+    };
     match def.endpoint {
         Endpoint::Health => Ok(health::health()),
         Endpoint::Ready => health::ready(ctx).await,
@@ -127,7 +149,12 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
 /// Decodes an `application/x-www-form-urlencoded` query string. Invalid
 /// percent-escapes or UTF-8 are a 400, never a silent mangling.
 pub fn parse_query(q: &str) -> Result<Vec<(String, String)>, ApiError> {
-    let bad = || ApiError::new(ErrorCode::InvalidParameter, "the query string is not validly encoded");
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidParameter,
+            "the query string is not validly encoded",
+        )
+    };
     let decode = |s: &str| -> Result<String, ApiError> {
         let b = s.as_bytes();
         let mut out = Vec::with_capacity(b.len());
@@ -160,17 +187,34 @@ mod tests {
     use super::*;
 
     fn ep(method: &str, path: &str) -> Result<(Endpoint, Option<String>), &'static str> {
-        resolve(method, path).map(|(d, id)| (d.endpoint, id.map(str::to_string))).map_err(|e| e.code.name())
+        resolve(method, path)
+            .map(|(d, id)| (d.endpoint, id.map(str::to_string)))
+            .map_err(|e| e.code.name())
     }
 
     #[test]
     fn resolves_routes() {
         assert_eq!(ep("GET", "/health"), Ok((Endpoint::Health, None)));
-        assert_eq!(ep("GET", "/api/v1/memory/export"), Ok((Endpoint::Export, None)));
-        assert_eq!(ep("GET", "/api/v1/memory/abc"), Ok((Endpoint::Get, Some("abc".into()))));
-        assert_eq!(ep("patch", "/api/v1/memory/abc"), Ok((Endpoint::Patch, Some("abc".into()))));
-        assert_eq!(ep("DELETE", "/api/v1/memory"), Ok((Endpoint::DeleteMany, None)));
-        assert_eq!(ep("GET", "/api/v1/memory/ingest"), Err("method_not_allowed"));
+        assert_eq!(
+            ep("GET", "/api/v1/memory/export"),
+            Ok((Endpoint::Export, None))
+        );
+        assert_eq!(
+            ep("GET", "/api/v1/memory/abc"),
+            Ok((Endpoint::Get, Some("abc".into())))
+        );
+        assert_eq!(
+            ep("patch", "/api/v1/memory/abc"),
+            Ok((Endpoint::Patch, Some("abc".into())))
+        );
+        assert_eq!(
+            ep("DELETE", "/api/v1/memory"),
+            Ok((Endpoint::DeleteMany, None))
+        );
+        assert_eq!(
+            ep("GET", "/api/v1/memory/ingest"),
+            Err("method_not_allowed")
+        );
         assert_eq!(ep("PUT", "/api/v1/memory/abc"), Err("method_not_allowed"));
         assert_eq!(ep("GET", "/api/v1/memory/"), Err("not_found"));
         assert_eq!(ep("GET", "/api/v1/memory/a/b"), Err("not_found"));
@@ -180,30 +224,43 @@ mod tests {
     #[test]
     fn method_not_allowed_lists_allow() {
         let e = resolve("PUT", "/api/v1/memory/x").err().expect("405");
-        assert_eq!(e.headers, vec![("allow".to_string(), "GET, PATCH, DELETE".to_string())]);
+        assert_eq!(
+            e.headers,
+            vec![("allow".to_string(), "GET, PATCH, DELETE".to_string())]
+        );
     }
 
     /// Every route is in `schema/openapi.json` and vice versa, with the
     /// same methods; public routes declare `security: []`.
     #[test]
     fn openapi_document_matches_the_route_table() {
-        let doc: serde_json::Value =
-            serde_json::from_str(crate::handlers::openapi::OPENAPI_JSON).expect("openapi.json is JSON");
+        let doc: serde_json::Value = serde_json::from_str(crate::handlers::openapi::OPENAPI_JSON)
+            .expect("openapi.json is JSON");
         let paths = doc["paths"].as_object().expect("paths");
         let mut documented: Vec<(String, String)> = Vec::new();
         for (path, item) in paths {
             for (method, op) in item.as_object().expect("path item") {
-                if ["get", "post", "put", "patch", "delete", "head", "options"].contains(&method.as_str()) {
+                if ["get", "post", "put", "patch", "delete", "head", "options"]
+                    .contains(&method.as_str())
+                {
                     documented.push((method.to_uppercase(), path.clone()));
                     let public = op.get("security") == Some(&serde_json::json!([]));
-                    let def = ROUTES.iter().find(|d| d.path == path && d.method.eq_ignore_ascii_case(method));
+                    let def = ROUTES
+                        .iter()
+                        .find(|d| d.path == path && d.method.eq_ignore_ascii_case(method));
                     if let Some(def) = def {
-                        assert_eq!(public, !def.auth, "{method} {path}: security disagrees with the router");
+                        assert_eq!(
+                            public, !def.auth,
+                            "{method} {path}: security disagrees with the router"
+                        );
                     }
                 }
             }
         }
-        let mut routed: Vec<(String, String)> = ROUTES.iter().map(|d| (d.method.to_string(), d.path.to_string())).collect();
+        let mut routed: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|d| (d.method.to_string(), d.path.to_string()))
+            .collect();
         documented.sort();
         routed.sort();
         assert_eq!(documented, routed);

@@ -25,18 +25,24 @@ async fn ingest_get_and_duplicate() {
     assert_eq!(m["access_count"], 0);
     let id = m["id"].as_str().expect("id").to_string();
 
-    let (s, got) = h.call("GET", &format!("/api/v1/memory/{id}"), Some(u), None).await;
+    let (s, got) = h
+        .call("GET", &format!("/api/v1/memory/{id}"), Some(u), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(got, m);
 
-    let (s, dup) = h.ingest(u, json!({"content": "The cat sat on the mat"})).await;
+    let (s, dup) = h
+        .ingest(u, json!({"content": "The cat sat on the mat"}))
+        .await;
     assert_eq!(s, 409);
     assert_eq!(code(&dup), "duplicate_memory");
     assert_eq!(dup["error"]["existing_id"], json!(id));
 
     // Same content for another user is not a duplicate.
     let other = random_uuid();
-    let (s, _) = h.ingest(other, json!({"content": "The cat sat on the mat"})).await;
+    let (s, _) = h
+        .ingest(other, json!({"content": "The cat sat on the mat"}))
+        .await;
     assert_eq!(s, 201);
     h.cleanup(u).await;
     h.cleanup(other).await;
@@ -47,7 +53,9 @@ async fn embedding_outage_stores_pending_and_answers_202() {
     let h = Harness::new().await;
     let u = random_uuid();
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, m) = h.ingest(u, json!({"content": "stored while the pool is down"})).await;
+    let (s, m) = h
+        .ingest(u, json!({"content": "stored while the pool is down"}))
+        .await;
     assert_eq!(s, 202, "{m}");
     assert_eq!(m["embedding_status"], "pending");
     assert_eq!(m["embedding_model"], Value::Null);
@@ -56,11 +64,20 @@ async fn embedding_outage_stores_pending_and_answers_202() {
     let (s, m) = h.ingest(u, json!({"content": "wrong model answer"})).await;
     assert_eq!((s, m["embedding_status"].as_str()), (202, Some("pending")));
     h.embedder.mode.set(EmbedMode::WrongDim);
-    let (s, _) = h.ingest(u, json!({"content": "wrong dimension answer"})).await;
+    let (s, _) = h
+        .ingest(u, json!({"content": "wrong dimension answer"}))
+        .await;
     assert_eq!(s, 202);
     // Pending rows are still found by full-text search.
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, r) = h.call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "pool down"}))).await;
+    let (s, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(u),
+            Some(json!({"query": "pool down"})),
+        )
+        .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["mode"], "text");
     assert_eq!(r["results"][0]["content"], "stored while the pool is down");
@@ -75,8 +92,14 @@ async fn embeddings_are_cached_in_kv() {
     assert_eq!(s, 201);
     let texts = h.embedder.texts.get();
     for _ in 0..2 {
-        let (s, _) =
-            h.call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "cache me if you can"}))).await;
+        let (s, _) = h
+            .call(
+                "POST",
+                "/api/v1/memory/retrieve",
+                Some(u),
+                Some(json!({"query": "cache me if you can"})),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     // The query text equals the stored content: one cache entry serves all three.
@@ -87,15 +110,37 @@ async fn embeddings_are_cached_in_kv() {
 
 async fn seed(h: &Harness, u: uuid::Uuid) -> Vec<String> {
     let docs = [
-        ("Postgres vacuum reclaims dead tuples and prevents transaction id wraparound", json!({"topic": "db", "lvl": 2}), vec!["db", "ops"]),
-        ("Rust borrow checker enforces aliasing xor mutability at compile time", json!({"topic": "lang"}), vec!["rust"]),
-        ("HNSW graphs give approximate nearest neighbour search over vectors", json!({"topic": "db", "lvl": 3}), vec!["db", "search"]),
-        ("My grandmother's apple pie recipe uses cinnamon and nutmeg", json!({"topic": "food"}), vec!["home"]),
-        ("Reciprocal rank fusion merges ranked lists from vector and text search", json!({"topic": "search"}), vec!["search"]),
+        (
+            "Postgres vacuum reclaims dead tuples and prevents transaction id wraparound",
+            json!({"topic": "db", "lvl": 2}),
+            vec!["db", "ops"],
+        ),
+        (
+            "Rust borrow checker enforces aliasing xor mutability at compile time",
+            json!({"topic": "lang"}),
+            vec!["rust"],
+        ),
+        (
+            "HNSW graphs give approximate nearest neighbour search over vectors",
+            json!({"topic": "db", "lvl": 3}),
+            vec!["db", "search"],
+        ),
+        (
+            "My grandmother's apple pie recipe uses cinnamon and nutmeg",
+            json!({"topic": "food"}),
+            vec!["home"],
+        ),
+        (
+            "Reciprocal rank fusion merges ranked lists from vector and text search",
+            json!({"topic": "search"}),
+            vec!["search"],
+        ),
     ];
     let mut ids = Vec::new();
     for (c, m, t) in docs {
-        let (s, r) = h.ingest(u, json!({"content": c, "metadata": m, "tags": t})).await;
+        let (s, r) = h
+            .ingest(u, json!({"content": c, "metadata": m, "tags": t}))
+            .await;
         assert_eq!(s, 201, "{r}");
         ids.push(r["id"].as_str().expect("id").to_string());
         h.advance(10);
@@ -120,21 +165,43 @@ async fn hybrid_retrieval_ranks_and_filters() {
     assert_eq!(res[0]["text_rank"], 1);
     assert!((res[0]["score"].as_f64().expect("score") - 2.0 / 61.0).abs() < 1e-9);
     assert!(res[0]["similarity"].as_f64().expect("sim") > 0.5);
-    let scores: Vec<f64> = res.iter().map(|x| x["score"].as_f64().expect("score")).collect();
-    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    let scores: Vec<f64> = res
+        .iter()
+        .map(|x| x["score"].as_f64().expect("score"))
+        .collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
 
     // Metadata containment + tags all-of.
     let (_, r) = retrieve(json!({"query": "search vectors", "filters": {"metadata": {"topic": "db"}, "tags": ["search"]}})).await;
-    let got: Vec<&str> = r["results"].as_array().expect("r").iter().map(|x| x["id"].as_str().expect("id")).collect();
+    let got: Vec<&str> = r["results"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|x| x["id"].as_str().expect("id"))
+        .collect();
     assert_eq!(got, vec![ids[2].as_str()]);
 
     // Created range: the last two only.
-    let (_, all) = h.call("GET", "/api/v1/memory?limit=100", Some(u), None).await;
-    let third_created = all["memories"].as_array().expect("m").iter().find(|m| m["id"] == json!(ids[3])).expect("row")
-        ["created_at"]
+    let (_, all) = h
+        .call("GET", "/api/v1/memory?limit=100", Some(u), None)
+        .await;
+    let third_created = all["memories"]
+        .as_array()
+        .expect("m")
+        .iter()
+        .find(|m| m["id"] == json!(ids[3]))
+        .expect("row")["created_at"]
         .clone();
     let (_, r) = retrieve(json!({"query": "search recipe vacuum rust fusion", "filters": {"created_after": third_created}})).await;
-    let mut got: Vec<&str> = r["results"].as_array().expect("r").iter().map(|x| x["id"].as_str().expect("id")).collect();
+    let mut got: Vec<&str> = r["results"]
+        .as_array()
+        .expect("r")
+        .iter()
+        .map(|x| x["id"].as_str().expect("id"))
+        .collect();
     got.sort_unstable();
     let mut want = vec![ids[3].as_str(), ids[4].as_str()];
     want.sort_unstable();
@@ -155,7 +222,10 @@ async fn hybrid_retrieval_ranks_and_filters() {
     let (_, r) = retrieve(json!({"query": "apple pie", "limit": 1})).await;
     assert_eq!(r["results"][0]["id"], json!(ids[3]));
     let (_, after) = get().await;
-    assert_eq!(after["access_count"].as_i64(), before["access_count"].as_i64().map(|n| n + 1));
+    assert_eq!(
+        after["access_count"].as_i64(),
+        before["access_count"].as_i64().map(|n| n + 1)
+    );
 
     // Bad requests.
     for (body, want) in [
@@ -164,9 +234,18 @@ async fn hybrid_retrieval_ranks_and_filters() {
         (json!({"query": "x", "limit": 101}), "invalid_field"),
         (json!({"query": "x", "offset": 5000}), "invalid_field"),
         (json!({"query": "x", "limit": "ten"}), "invalid_field"),
-        (json!({"query": "x", "filters": {"metadata": [1]}}), "invalid_filter"),
-        (json!({"query": "x", "filters": {"created_after": "last week"}}), "invalid_filter"),
-        (json!({"query": "x", "filters": {"colour": "red"}}), "unknown_field"),
+        (
+            json!({"query": "x", "filters": {"metadata": [1]}}),
+            "invalid_filter",
+        ),
+        (
+            json!({"query": "x", "filters": {"created_after": "last week"}}),
+            "invalid_filter",
+        ),
+        (
+            json!({"query": "x", "filters": {"colour": "red"}}),
+            "unknown_field",
+        ),
         (json!({"query": "x", "k": 3}), "unknown_field"),
     ] {
         let (s, r) = retrieve(body.clone()).await;
@@ -180,22 +259,41 @@ async fn hybrid_retrieval_ranks_and_filters() {
 async fn tenants_are_isolated() {
     let h = Harness::new().await;
     let (a, b) = (random_uuid(), random_uuid());
-    let (_, m) = h.ingest(a, json!({"content": "alice's secret diary entry"})).await;
+    let (_, m) = h
+        .ingest(a, json!({"content": "alice's secret diary entry"}))
+        .await;
     let id = m["id"].as_str().expect("id").to_string();
-    for (method, body) in [("GET", None), ("PATCH", Some(json!({"tags": ["x"]}))), ("DELETE", None)] {
-        let (s, r) = h.call(method, &format!("/api/v1/memory/{id}"), Some(b), body).await;
+    for (method, body) in [
+        ("GET", None),
+        ("PATCH", Some(json!({"tags": ["x"]}))),
+        ("DELETE", None),
+    ] {
+        let (s, r) = h
+            .call(method, &format!("/api/v1/memory/{id}"), Some(b), body)
+            .await;
         assert_eq!((s, code(&r)), (404, "memory_not_found"), "{method}");
     }
-    let (_, r) = h.call("POST", "/api/v1/memory/retrieve", Some(b), Some(json!({"query": "alice secret diary"}))).await;
+    let (_, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(b),
+            Some(json!({"query": "alice secret diary"})),
+        )
+        .await;
     assert_eq!(r["results"], json!([]));
     let (_, r) = h.call("GET", "/api/v1/memory", Some(b), None).await;
     assert_eq!(r["memories"], json!([]));
     let (_, r) = h.call("DELETE", "/api/v1/memory", Some(b), None).await;
     assert_eq!(r["deleted"], 0);
     // Bob storing the same text is not told Alice has it.
-    let (s, _) = h.ingest(b, json!({"content": "alice's secret diary entry"})).await;
+    let (s, _) = h
+        .ingest(b, json!({"content": "alice's secret diary entry"}))
+        .await;
     assert_eq!(s, 201);
-    let (s, _) = h.call("GET", &format!("/api/v1/memory/{id}"), Some(a), None).await;
+    let (s, _) = h
+        .call("GET", &format!("/api/v1/memory/{id}"), Some(a), None)
+        .await;
     assert_eq!(s, 200);
     h.cleanup(a).await;
     h.cleanup(b).await;
@@ -214,9 +312,18 @@ async fn row_level_security_applies_to_the_app_role() {
         async move { sql_port.query(&scope, sql, &params).await }
     };
     // No user filter at all: still only A's rows.
-    let rows = q(SqlScope::User(a.to_string()), "SELECT user_id::text FROM memories", vec![]).await.expect("query");
+    let rows = q(
+        SqlScope::User(a.to_string()),
+        "SELECT user_id::text FROM memories",
+        vec![],
+    )
+    .await
+    .expect("query");
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r[0].as_deref() == Some(a.to_string().as_str())));
+    assert!(
+        rows.iter()
+            .all(|r| r[0].as_deref() == Some(a.to_string().as_str()))
+    );
     // A "bad WHERE" asking for B's rows in A's scope sees nothing.
     let rows = q(
         SqlScope::User(a.to_string()),
@@ -254,8 +361,14 @@ async fn row_level_security_applies_to_the_app_role() {
     .expect("query");
     assert_eq!(rows[0][0].as_deref(), Some("2"));
     // And a bare connection of the app role, with no scope set, sees nothing.
-    let raw = edge_api::platform::native::connect_client(&common::database_url()).await.expect("connect");
-    let n: i64 = raw.query_one("SELECT count(*) FROM memories", &[]).await.expect("q").get(0);
+    let raw = edge_api::platform::native::connect_client(&common::database_url())
+        .await
+        .expect("connect");
+    let n: i64 = raw
+        .query_one("SELECT count(*) FROM memories", &[])
+        .await
+        .expect("q")
+        .get(0);
     assert_eq!(n, 0);
     h.cleanup(a).await;
     h.cleanup(b).await;
@@ -267,8 +380,17 @@ async fn list_paginates_with_opaque_cursors_and_filters() {
     let u = random_uuid();
     let mut created = Vec::new();
     for i in 0..7 {
-        let tags = if i % 2 == 0 { json!(["even"]) } else { json!(["odd"]) };
-        let (s, m) = h.ingest(u, json!({"content": format!("note number {i}"), "tags": tags, "metadata": {"i": i}})).await;
+        let tags = if i % 2 == 0 {
+            json!(["even"])
+        } else {
+            json!(["odd"])
+        };
+        let (s, m) = h
+            .ingest(
+                u,
+                json!({"content": format!("note number {i}"), "tags": tags, "metadata": {"i": i}}),
+            )
+            .await;
         assert_eq!(s, 201);
         created.push(m["id"].as_str().expect("id").to_string());
         h.advance(5);
@@ -294,14 +416,27 @@ async fn list_paginates_with_opaque_cursors_and_filters() {
     newest_first.reverse();
     assert_eq!(seen, newest_first);
 
-    let (_, r) = h.call("GET", "/api/v1/memory?tag=even", Some(u), None).await;
+    let (_, r) = h
+        .call("GET", "/api/v1/memory?tag=even", Some(u), None)
+        .await;
     assert_eq!(r["memories"].as_array().map(Vec::len), Some(4));
-    let (_, r) = h.call("GET", "/api/v1/memory?metadata=%7B%22i%22%3A3%7D", Some(u), None).await;
+    let (_, r) = h
+        .call(
+            "GET",
+            "/api/v1/memory?metadata=%7B%22i%22%3A3%7D",
+            Some(u),
+            None,
+        )
+        .await;
     assert_eq!(r["memories"][0]["id"], json!(created[3]));
 
     for (q, status, want) in [
         ("cursor=garbage", 400, "invalid_cursor"),
-        ("cursor=eyJ0IjoiMjAyNi0wMS0wMSIsImkiOiJ4In0", 400, "invalid_cursor"),
+        (
+            "cursor=eyJ0IjoiMjAyNi0wMS0wMSIsImkiOiJ4In0",
+            400,
+            "invalid_cursor",
+        ),
         ("limit=0", 400, "invalid_parameter"),
         ("limit=abc", 400, "invalid_parameter"),
         ("sort=asc", 400, "invalid_parameter"),
@@ -310,7 +445,9 @@ async fn list_paginates_with_opaque_cursors_and_filters() {
         ("created_after=tomorrow", 422, "invalid_filter"),
         ("tag=%FF", 400, "invalid_parameter"),
     ] {
-        let (s, r) = h.call("GET", &format!("/api/v1/memory?{q}"), Some(u), None).await;
+        let (s, r) = h
+            .call("GET", &format!("/api/v1/memory?{q}"), Some(u), None)
+            .await;
         assert_eq!((s, code(&r)), (status, want), "{q}");
     }
 
@@ -327,7 +464,9 @@ async fn list_paginates_with_opaque_cursors_and_filters() {
     assert_eq!(lines[0]["id"], json!(newest_first[0]));
 
     // Bulk delete by filter, then everything.
-    let (s, r) = h.call("DELETE", "/api/v1/memory?tag=odd", Some(u), None).await;
+    let (s, r) = h
+        .call("DELETE", "/api/v1/memory?tag=odd", Some(u), None)
+        .await;
     assert_eq!((s, r["deleted"].as_u64()), (200, Some(3)));
     let (_, r) = h.call("DELETE", "/api/v1/memory", Some(u), None).await;
     assert_eq!(r["deleted"], 4);
@@ -339,62 +478,126 @@ async fn list_paginates_with_opaque_cursors_and_filters() {
 async fn patch_merges_replaces_and_reembeds() {
     let h = Harness::new().await;
     let u = random_uuid();
-    let (_, m) = h.ingest(u, json!({"content": "original text", "metadata": {"a": 1, "b": {"c": 2}}, "tags": ["t"]})).await;
+    let (_, m) = h
+        .ingest(
+            u,
+            json!({"content": "original text", "metadata": {"a": 1, "b": {"c": 2}}, "tags": ["t"]}),
+        )
+        .await;
     let id = m["id"].as_str().expect("id").to_string();
     let path = format!("/api/v1/memory/{id}");
     h.advance(1000);
 
-    let (s, p) = h.call("PATCH", &path, Some(u), Some(json!({"metadata": {"b": {"d": 3}, "a": null, "e": 5}}))).await;
+    let (s, p) = h
+        .call(
+            "PATCH",
+            &path,
+            Some(u),
+            Some(json!({"metadata": {"b": {"d": 3}, "a": null, "e": 5}})),
+        )
+        .await;
     assert_eq!(s, 200, "{p}");
     assert_eq!(p["metadata"], json!({"b": {"c": 2, "d": 3}, "e": 5}));
     assert_eq!(p["content_hash"], m["content_hash"]);
     assert_ne!(p["updated_at"], m["updated_at"]);
 
-    let (_, p) = h.call("PATCH", &path, Some(u), Some(json!({"metadata": {"only": true}, "metadata_mode": "replace"}))).await;
+    let (_, p) = h
+        .call(
+            "PATCH",
+            &path,
+            Some(u),
+            Some(json!({"metadata": {"only": true}, "metadata_mode": "replace"})),
+        )
+        .await;
     assert_eq!(p["metadata"], json!({"only": true}));
 
     let calls = h.embedder.calls.get();
-    let (s, p) = h.call("PATCH", &path, Some(u), Some(json!({"content": "completely new words"}))).await;
+    let (s, p) = h
+        .call(
+            "PATCH",
+            &path,
+            Some(u),
+            Some(json!({"content": "completely new words"})),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(p["embedding_status"], "ready");
     assert_ne!(p["content_hash"], m["content_hash"]);
     assert_eq!(h.embedder.calls.get(), calls + 1);
-    let (_, r) = h.call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "completely new words"}))).await;
+    let (_, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(u),
+            Some(json!({"query": "completely new words"})),
+        )
+        .await;
     assert_eq!(r["results"][0]["id"], json!(id));
     assert_eq!(r["results"][0]["vector_rank"], 1);
 
     // Content change while the pool is down: 202, pending.
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, p) = h.call("PATCH", &path, Some(u), Some(json!({"content": "edited during an outage"}))).await;
+    let (s, p) = h
+        .call(
+            "PATCH",
+            &path,
+            Some(u),
+            Some(json!({"content": "edited during an outage"})),
+        )
+        .await;
     assert_eq!((s, p["embedding_status"].as_str()), (202, Some("pending")));
     h.embedder.mode.set(EmbedMode::Up);
 
     // Expiry set and cleared.
     let later = h.now_rfc3339(3_600_000);
-    let (_, p) = h.call("PATCH", &path, Some(u), Some(json!({"expires_at": later}))).await;
+    let (_, p) = h
+        .call("PATCH", &path, Some(u), Some(json!({"expires_at": later})))
+        .await;
     assert!(p["expires_at"].is_string());
-    let (_, p) = h.call("PATCH", &path, Some(u), Some(json!({"expires_at": null}))).await;
+    let (_, p) = h
+        .call("PATCH", &path, Some(u), Some(json!({"expires_at": null})))
+        .await;
     assert_eq!(p["expires_at"], Value::Null);
 
     // Editing into another memory's content is a duplicate.
     let (_, other) = h.ingest(u, json!({"content": "second memory"})).await;
-    let (s, r) = h.call("PATCH", &path, Some(u), Some(json!({"content": "second memory"}))).await;
+    let (s, r) = h
+        .call(
+            "PATCH",
+            &path,
+            Some(u),
+            Some(json!({"content": "second memory"})),
+        )
+        .await;
     assert_eq!((s, code(&r)), (409, "duplicate_memory"));
     assert_eq!(r["error"]["existing_id"], other["id"]);
 
     for (body, want) in [
         (json!({}), "invalid_field"),
         (json!({"metadata": "x"}), "invalid_field"),
-        (json!({"metadata_mode": "append", "metadata": {}}), "invalid_field"),
+        (
+            json!({"metadata_mode": "append", "metadata": {}}),
+            "invalid_field",
+        ),
         (json!({"content": ""}), "invalid_field"),
-        (json!({"expires_at": "2000-01-01T00:00:00Z"}), "invalid_field"),
+        (
+            json!({"expires_at": "2000-01-01T00:00:00Z"}),
+            "invalid_field",
+        ),
         (json!({"tags": "x"}), "invalid_field"),
         (json!({"id": "x"}), "unknown_field"),
     ] {
         let (s, r) = h.call("PATCH", &path, Some(u), Some(body.clone())).await;
         assert_eq!((s, code(&r)), (422, want), "{body}");
     }
-    let (s, r) = h.call("PATCH", "/api/v1/memory/not-a-uuid", Some(u), Some(json!({"tags": []}))).await;
+    let (s, r) = h
+        .call(
+            "PATCH",
+            "/api/v1/memory/not-a-uuid",
+            Some(u),
+            Some(json!({"tags": []})),
+        )
+        .await;
     assert_eq!((s, code(&r)), (400, "invalid_parameter"));
 
     let (s, _) = h.call("DELETE", &path, Some(u), None).await;
@@ -408,21 +611,42 @@ async fn patch_merges_replaces_and_reembeds() {
 async fn expiry_hides_rows_and_allows_re_ingest() {
     let h = Harness::new().await;
     let u = random_uuid();
-    let (s, m) = h.ingest(u, json!({"content": "ephemeral note about tea", "expires_at": h.now_rfc3339(1000)})).await;
+    let (s, m) = h
+        .ingest(
+            u,
+            json!({"content": "ephemeral note about tea", "expires_at": h.now_rfc3339(1000)}),
+        )
+        .await;
     assert_eq!(s, 201, "{m}");
     let id = m["id"].as_str().expect("id").to_string();
-    let (s, _) = h.ingest(u, json!({"content": "expired already", "expires_at": h.now_rfc3339(-1000)})).await;
+    let (s, _) = h
+        .ingest(
+            u,
+            json!({"content": "expired already", "expires_at": h.now_rfc3339(-1000)}),
+        )
+        .await;
     assert_eq!(s, 422);
 
     h.advance(2000);
-    let (s, _) = h.call("GET", &format!("/api/v1/memory/{id}"), Some(u), None).await;
+    let (s, _) = h
+        .call("GET", &format!("/api/v1/memory/{id}"), Some(u), None)
+        .await;
     assert_eq!(s, 404);
-    let (_, r) = h.call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "ephemeral tea"}))).await;
+    let (_, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(u),
+            Some(json!({"query": "ephemeral tea"})),
+        )
+        .await;
     assert_eq!(r["results"], json!([]));
     let (_, r) = h.call("GET", "/api/v1/memory", Some(u), None).await;
     assert_eq!(r["memories"], json!([]));
     // The same content may be stored again: a new memory, not a duplicate.
-    let (s, m2) = h.ingest(u, json!({"content": "ephemeral note about tea"})).await;
+    let (s, m2) = h
+        .ingest(u, json!({"content": "ephemeral note about tea"}))
+        .await;
     assert_eq!(s, 201, "{m2}");
     assert_ne!(m2["id"], json!(id));
     assert_eq!(m2["expires_at"], Value::Null);
@@ -452,7 +676,10 @@ async fn batch_reports_each_item() {
         .await;
     assert_eq!(s, 200, "{r}");
     let res = r["results"].as_array().expect("results");
-    let statuses: Vec<u64> = res.iter().map(|x| x["status"].as_u64().expect("status")).collect();
+    let statuses: Vec<u64> = res
+        .iter()
+        .map(|x| x["status"].as_u64().expect("status"))
+        .collect();
     assert_eq!(statuses, vec![201, 409, 422, 409, 422, 201, 422]);
     assert_eq!(res[1]["error"]["code"], "duplicate_memory");
     assert!(res[1]["error"]["existing_id"].is_string());
@@ -461,13 +688,35 @@ async fn batch_reports_each_item() {
     assert_eq!(r["stored"], 2);
     // One embedding call for the whole batch.
     let calls = h.embedder.calls.get();
-    h.call("POST", "/api/v1/memory/batch", Some(u), Some(json!({"items": [{"content": "b1"}, {"content": "b2"}]}))).await;
+    h.call(
+        "POST",
+        "/api/v1/memory/batch",
+        Some(u),
+        Some(json!({"items": [{"content": "b1"}, {"content": "b2"}]})),
+    )
+    .await;
     assert_eq!(h.embedder.calls.get(), calls + 1);
 
-    let items: Vec<Value> = (0..101).map(|i| json!({"content": format!("n{i}")})).collect();
-    let (s, r) = h.call("POST", "/api/v1/memory/batch", Some(u), Some(json!({"items": items}))).await;
+    let items: Vec<Value> = (0..101)
+        .map(|i| json!({"content": format!("n{i}")}))
+        .collect();
+    let (s, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/batch",
+            Some(u),
+            Some(json!({"items": items})),
+        )
+        .await;
     assert_eq!((s, code(&r)), (422, "batch_too_large"));
-    let (s, r) = h.call("POST", "/api/v1/memory/batch", Some(u), Some(json!({"items": []}))).await;
+    let (s, r) = h
+        .call(
+            "POST",
+            "/api/v1/memory/batch",
+            Some(u),
+            Some(json!({"items": []})),
+        )
+        .await;
     assert_eq!((s, code(&r)), (422, "batch_too_large"));
     h.cleanup(u).await;
 }
@@ -481,30 +730,65 @@ async fn limits_and_malformed_requests() {
     assert_eq!((s, code(&r)), (422, "content_too_large"));
     let (s, _) = h.ingest(u, json!({"content": "y".repeat(32 * 1024)})).await;
     assert_eq!(s, 201);
-    let (s, r) = h.ingest(u, json!({"content": "m", "metadata": {"k": "v".repeat(8 * 1024)}})).await;
+    let (s, r) = h
+        .ingest(
+            u,
+            json!({"content": "m", "metadata": {"k": "v".repeat(8 * 1024)}}),
+        )
+        .await;
     assert_eq!((s, code(&r)), (422, "metadata_too_large"));
-    let many: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
+    let many: serde_json::Map<String, Value> =
+        (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
     let (s, r) = h.ingest(u, json!({"content": "m", "metadata": many})).await;
     assert_eq!((s, code(&r)), (422, "metadata_too_large"));
     let (s, r) = h.ingest(u, json!({"content": "nul \u{0} inside"})).await;
     assert_eq!((s, code(&r)), (422, "invalid_field"));
-    let (s, r) = h.ingest(u, json!({"content": "m", "metadata": {"k": "\u{0}"}})).await;
+    let (s, r) = h
+        .ingest(u, json!({"content": "m", "metadata": {"k": "\u{0}"}}))
+        .await;
     assert_eq!((s, code(&r)), (422, "invalid_field"));
 
-    let res = h.send("POST", "/api/v1/memory/ingest", Some(u), Some(vec![b' '; 1024 * 1024 + 1])).await;
+    let res = h
+        .send(
+            "POST",
+            "/api/v1/memory/ingest",
+            Some(u),
+            Some(vec![b' '; 1024 * 1024 + 1]),
+        )
+        .await;
     assert_eq!(res.status, 413);
     for (body, status, want) in [
         (&b"{\"content\": "[..], 400, "invalid_json"),
         (b"", 400, "invalid_json"),
         (b"[]", 422, "invalid_field"),
         (b"{\"content\": 5}", 422, "invalid_field"),
-        (b"{\"content\": \"a\", \"expires\": 1}", 422, "unknown_field"),
+        (
+            b"{\"content\": \"a\", \"expires\": 1}",
+            422,
+            "unknown_field",
+        ),
         (b"{\"content\": \"a\", \"tags\": [1]}", 422, "invalid_field"),
-        (b"{\"content\": \"a\", \"expires_at\": \"soon\"}", 422, "invalid_field"),
+        (
+            b"{\"content\": \"a\", \"expires_at\": \"soon\"}",
+            422,
+            "invalid_field",
+        ),
     ] {
-        let res = h.send("POST", "/api/v1/memory/ingest", Some(u), Some(body.to_vec())).await;
+        let res = h
+            .send(
+                "POST",
+                "/api/v1/memory/ingest",
+                Some(u),
+                Some(body.to_vec()),
+            )
+            .await;
         let v: Value = serde_json::from_slice(&res.body).expect("json");
-        assert_eq!((res.status, code(&v)), (status, want), "{}", String::from_utf8_lossy(body));
+        assert_eq!(
+            (res.status, code(&v)),
+            (status, want),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
         assert!(v["error"]["message"].is_string());
         assert!(v["error"]["request_id"].is_string());
     }
@@ -543,14 +827,32 @@ async fn authentication_errors_are_precise() {
         let v: Value = serde_json::from_slice(&r.body).expect("json");
         (r.status, code(&v).to_string())
     };
-    assert_eq!(body(send("nonsense".into()).await), (401, "invalid_token".into()));
-    let expired = h.token_with(json!({"sub": u.to_string(), "iss": "memshadow", "aud": "memshadow-api"}), -120);
+    assert_eq!(
+        body(send("nonsense".into()).await),
+        (401, "invalid_token".into())
+    );
+    let expired = h.token_with(
+        json!({"sub": u.to_string(), "iss": "memshadow", "aud": "memshadow-api"}),
+        -120,
+    );
     assert_eq!(body(send(expired).await), (401, "token_expired".into()));
-    let wrong_aud = h.token_with(json!({"sub": u.to_string(), "iss": "memshadow", "aud": "other"}), 60);
-    assert_eq!(body(send(wrong_aud).await), (401, "invalid_audience".into()));
-    let wrong_iss = h.token_with(json!({"sub": u.to_string(), "iss": "x", "aud": "memshadow-api"}), 60);
+    let wrong_aud = h.token_with(
+        json!({"sub": u.to_string(), "iss": "memshadow", "aud": "other"}),
+        60,
+    );
+    assert_eq!(
+        body(send(wrong_aud).await),
+        (401, "invalid_audience".into())
+    );
+    let wrong_iss = h.token_with(
+        json!({"sub": u.to_string(), "iss": "x", "aud": "memshadow-api"}),
+        60,
+    );
     assert_eq!(body(send(wrong_iss).await), (401, "invalid_issuer".into()));
-    let bad_sub = h.token_with(json!({"sub": "bob", "iss": "memshadow", "aud": "memshadow-api"}), 60);
+    let bad_sub = h.token_with(
+        json!({"sub": "bob", "iss": "memshadow", "aud": "memshadow-api"}),
+        60,
+    );
     assert_eq!(body(send(bad_sub).await), (401, "invalid_subject".into()));
     let res = send(h.token(u)).await;
     assert_eq!(res.status, 200);
@@ -567,7 +869,10 @@ async fn routing_health_ready_and_openapi() {
     assert_eq!((s, r["status"].as_str()), (200, Some("ok")));
     let (s, r) = h.call("GET", "/ready", None, None).await;
     assert_eq!(s, 200, "{r}");
-    assert_eq!(r["checks"], json!({"postgres": "ok", "kv": "ok", "embedding": "ok"}));
+    assert_eq!(
+        r["checks"],
+        json!({"postgres": "ok", "kv": "ok", "embedding": "ok"})
+    );
     h.embedder.mode.set(EmbedMode::Down);
     let res = h.send("GET", "/ready", None, None).await;
     assert_eq!(res.status, 503);
@@ -605,10 +910,12 @@ async fn database_outage_is_a_503_without_details() {
     use edge_api::app::Platform;
     let h = Harness::new().await;
     // Port 1 on loopback: nothing listens, the connect fails at once.
-    let err = edge_api::platform::native::connect("postgres://memshadow_app:memshadow_app@127.0.0.1:1/memshadow")
-        .await
-        .err()
-        .expect("no server on port 1");
+    let err = edge_api::platform::native::connect(
+        "postgres://memshadow_app:memshadow_app@127.0.0.1:1/memshadow",
+    )
+    .await
+    .err()
+    .expect("no server on port 1");
     assert_eq!(err.kind, edge_api::ports::PortErrorKind::Unavailable);
     struct DownSql;
     #[async_trait::async_trait(?Send)]
@@ -619,10 +926,17 @@ async fn database_outage_is_a_503_without_details() {
             _: &str,
             _: &[Option<String>],
         ) -> Result<Vec<Vec<Option<String>>>, edge_api::ports::PortError> {
-            Err(edge_api::ports::PortError::unavailable("connect 10.1.2.3:5432: refused"))
+            Err(edge_api::ports::PortError::unavailable(
+                "connect 10.1.2.3:5432: refused",
+            ))
         }
     }
-    let p = Platform { sql: &DownSql, kv: &h.kv, http: &h.embedder, clock: &h.clock };
+    let p = Platform {
+        sql: &DownSql,
+        kv: &h.kv,
+        http: &h.embedder,
+        clock: &h.clock,
+    };
     let u = random_uuid();
     let res = edge_api::app::handle(
         &p,
@@ -638,14 +952,21 @@ async fn database_outage_is_a_503_without_details() {
     assert_eq!(res.status, 503);
     assert_eq!(res.header("retry-after"), Some("5"));
     let body = String::from_utf8(res.body).expect("utf8");
-    assert!(body.contains("database_unavailable") && !body.contains("10.1.2.3"), "{body}");
+    assert!(
+        body.contains("database_unavailable") && !body.contains("10.1.2.3"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn misconfiguration_answers_503_everywhere() {
     let err = edge_api::config::Config::from_lookup(|_| None).expect_err("no keys");
     for path in ["/health", "/api/v1/memory"] {
-        let req = Request { method: "GET".into(), path: path.into(), ..Default::default() };
+        let req = Request {
+            method: "GET".into(),
+            path: path.into(),
+            ..Default::default()
+        };
         let res = edge_api::app::handle_misconfigured(&err, &req, 0);
         assert_eq!(res.status, 503);
         let v: Value = serde_json::from_slice(&res.body).expect("json");

@@ -27,7 +27,10 @@ async fn status(h: &Harness, u: uuid::Uuid, id: &str) -> (String, i64) {
         .await
         .expect("query");
     let r = &rows[0];
-    (r[0].clone().expect("status"), r[1].as_deref().expect("attempts").parse().expect("int"))
+    (
+        r[0].clone().expect("status"),
+        r[1].as_deref().expect("attempts").parse().expect("int"),
+    )
 }
 
 #[tokio::test]
@@ -36,7 +39,12 @@ async fn pending_rows_become_ready() {
     let h = Harness::new().await;
     let u = random_uuid();
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, m) = h.ingest(u, json!({"content": "written during an outage of the pool"})).await;
+    let (s, m) = h
+        .ingest(
+            u,
+            json!({"content": "written during an outage of the pool"}),
+        )
+        .await;
     assert_eq!(s, 202);
     let id = m["id"].as_str().expect("id").to_string();
 
@@ -44,12 +52,19 @@ async fn pending_rows_become_ready() {
     let report = run_scheduled(&h.platform(), &h.cfg, "*/1 * * * *").await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert!(report.embedded >= 1, "{report:?}");
-    let (_, got) = h.call("GET", &format!("/api/v1/memory/{id}"), Some(u), None).await;
+    let (_, got) = h
+        .call("GET", &format!("/api/v1/memory/{id}"), Some(u), None)
+        .await;
     assert_eq!(got["embedding_status"], "ready");
     assert_eq!(got["embedding_model"], common::MODEL);
     // Now the vector branch finds it too.
     let (_, r) = h
-        .call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "outage of the pool"})))
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(u),
+            Some(json!({"query": "outage of the pool"})),
+        )
         .await;
     assert_eq!(r["results"][0]["id"], json!(id));
     assert_eq!(r["results"][0]["vector_rank"], 1);
@@ -91,8 +106,14 @@ async fn failures_back_off_then_fail() {
     h.embedder.mode.set(EmbedMode::Up);
     run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert_eq!(status(&h, u, &id).await.0, "failed");
-    let (s, p) =
-        h.call("PATCH", &format!("/api/v1/memory/{id}"), Some(u), Some(json!({"content": "embeddable now"}))).await;
+    let (s, p) = h
+        .call(
+            "PATCH",
+            &format!("/api/v1/memory/{id}"),
+            Some(u),
+            Some(json!({"content": "embeddable now"})),
+        )
+        .await;
     assert_eq!((s, p["embedding_status"].as_str()), (200, Some("ready")));
     h.cleanup(u).await;
 }
@@ -103,11 +124,14 @@ async fn a_claim_is_a_lease_not_a_loss() {
     let h = Harness::new().await;
     let u = random_uuid();
     h.embedder.mode.set(EmbedMode::Down);
-    let (_, m) = h.ingest(u, json!({"content": "claimed by a job that died"})).await;
+    let (_, m) = h
+        .ingest(u, json!({"content": "claimed by a job that died"}))
+        .await;
     let id = m["id"].as_str().expect("id").to_string();
     // A job claims the row and dies before writing anything back.
     let repo = edge_api::repositories::memories::Memories { sql: &h.sql };
-    let now = edge_api::services::memories::rfc3339(h.clock.0.load(std::sync::atomic::Ordering::SeqCst));
+    let now =
+        edge_api::services::memories::rfc3339(h.clock.0.load(std::sync::atomic::Ordering::SeqCst));
     let claimed = repo.claim_pending(&now, 10_000, 60).await.expect("claim");
     assert!(claimed.iter().any(|c| c.id == id));
     // Within the lease no other run takes it; after the lease one does.
@@ -125,7 +149,12 @@ async fn expired_rows_are_purged() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    let (_, m) = h.ingest(u, json!({"content": "short lived", "expires_at": h.now_rfc3339(5_000)})).await;
+    let (_, m) = h
+        .ingest(
+            u,
+            json!({"content": "short lived", "expires_at": h.now_rfc3339(5_000)}),
+        )
+        .await;
     let id = m["id"].as_str().expect("id").to_string();
     let (_, keep) = h.ingest(u, json!({"content": "long lived"})).await;
     h.advance(6_000);
@@ -133,11 +162,22 @@ async fn expired_rows_are_purged() {
     assert!(r.purged >= 1, "{r:?}");
     let rows = h
         .sql
-        .query(&SqlScope::System, "SELECT count(*)::text FROM memories WHERE id = $1::uuid", &[Some(id)])
+        .query(
+            &SqlScope::System,
+            "SELECT count(*)::text FROM memories WHERE id = $1::uuid",
+            &[Some(id)],
+        )
         .await
         .expect("query");
     assert_eq!(rows[0][0].as_deref(), Some("0"));
-    let (s, _) = h.call("GET", &format!("/api/v1/memory/{}", keep["id"].as_str().expect("id")), Some(u), None).await;
+    let (s, _) = h
+        .call(
+            "GET",
+            &format!("/api/v1/memory/{}", keep["id"].as_str().expect("id")),
+            Some(u),
+            None,
+        )
+        .await;
     assert_eq!(s, 200);
     h.cleanup(u).await;
 }
@@ -147,7 +187,9 @@ async fn a_model_change_re_embeds_in_the_background() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    let (_, m) = h.ingest(u, json!({"content": "embedded by the old model"})).await;
+    let (_, m) = h
+        .ingest(u, json!({"content": "embedded by the old model"}))
+        .await;
     let id = m["id"].as_str().expect("id").to_string();
     // Pretend the row came from another model.
     h.sql
@@ -160,12 +202,25 @@ async fn a_model_change_re_embeds_in_the_background() {
         .expect("update");
     // Its vector is not compared with the current model's query vectors.
     let (_, r) = h
-        .call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": "zzz unrelated"})))
+        .call(
+            "POST",
+            "/api/v1/memory/retrieve",
+            Some(u),
+            Some(json!({"query": "zzz unrelated"})),
+        )
         .await;
-    assert!(r["results"].as_array().expect("r").iter().all(|x| x["id"] != json!(id)));
+    assert!(
+        r["results"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .all(|x| x["id"] != json!(id))
+    );
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.requeued_stale >= 1, "{r:?}");
-    let (_, got) = h.call("GET", &format!("/api/v1/memory/{id}"), Some(u), None).await;
+    let (_, got) = h
+        .call("GET", &format!("/api/v1/memory/{id}"), Some(u), None)
+        .await;
     assert_eq!(got["embedding_model"], common::MODEL);
     assert_eq!(got["embedding_status"], "ready");
     h.cleanup(u).await;
@@ -179,21 +234,38 @@ async fn concurrent_retrieves_do_not_deadlock() {
     let u = random_uuid();
     {
         let h = Harness::new().await;
-        let items: Vec<Value> = (0..40).map(|i| json!({"content": format!("shared memory number {i} about lanterns")})).collect();
-        let (s, _) = h.call("POST", "/api/v1/memory/batch", Some(u), Some(json!({"items": items}))).await;
+        let items: Vec<Value> = (0..40)
+            .map(|i| json!({"content": format!("shared memory number {i} about lanterns")}))
+            .collect();
+        let (s, _) = h
+            .call(
+                "POST",
+                "/api/v1/memory/batch",
+                Some(u),
+                Some(json!({"items": items})),
+            )
+            .await;
         assert_eq!(s, 200);
     }
     let mut tasks = Vec::new();
     for t in 0..10 {
         tasks.push(std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt");
             rt.block_on(async move {
                 let h = Harness::new().await;
                 for i in 0..5 {
                     // Different queries rank the same rows in different orders.
                     let q = format!("lanterns number {}", (t * 7 + i) % 40);
                     let (s, r) = h
-                        .call("POST", "/api/v1/memory/retrieve", Some(u), Some(json!({"query": q, "limit": 40})))
+                        .call(
+                            "POST",
+                            "/api/v1/memory/retrieve",
+                            Some(u),
+                            Some(json!({"query": q, "limit": 40})),
+                        )
                         .await;
                     assert_eq!(s, 200, "{r}");
                 }
@@ -204,8 +276,15 @@ async fn concurrent_retrieves_do_not_deadlock() {
         t.join().expect("no retrieve failed");
     }
     let h = Harness::new().await;
-    let (_, r) = h.call("GET", "/api/v1/memory?limit=100", Some(u), None).await;
-    let total: i64 = r["memories"].as_array().expect("m").iter().map(|m| m["access_count"].as_i64().expect("n")).sum();
+    let (_, r) = h
+        .call("GET", "/api/v1/memory?limit=100", Some(u), None)
+        .await;
+    let total: i64 = r["memories"]
+        .as_array()
+        .expect("m")
+        .iter()
+        .map(|m| m["access_count"].as_i64().expect("n"))
+        .sum();
     // Every retrieval returned all 40 rows; every bump landed.
     assert_eq!(total, 10 * 5 * 40);
     h.cleanup(u).await;

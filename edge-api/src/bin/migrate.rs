@@ -14,7 +14,8 @@ async fn main() {
             eprintln!("usage: migrate ADMIN_DATABASE_URL (or set MEMSHADOW_ADMIN_DATABASE_URL)");
             std::process::exit(2)
         });
-    let password = std::env::var("MEMSHADOW_APP_DB_PASSWORD").unwrap_or_else(|_| "memshadow_app".into());
+    let password =
+        std::env::var("MEMSHADOW_APP_DB_PASSWORD").unwrap_or_else(|_| "memshadow_app".into());
     let mut client = match native::connect_client(&url).await {
         Ok(c) => c,
         Err(e) => {

@@ -46,13 +46,19 @@ fn b64(bytes: &[u8]) -> String {
 fn load_or_create(path: &PathBuf) -> SigningKey {
     if let Ok(text) = std::fs::read_to_string(path) {
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| die("key file is not JSON"));
-        let d = v["d"].as_str().unwrap_or_else(|| die("key file has no \"d\""));
-        let raw = URL_SAFE_NO_PAD.decode(d).unwrap_or_else(|_| die("key file \"d\" is not base64url"));
-        return SigningKey::from_slice(&raw).unwrap_or_else(|_| die("key file \"d\" is not a P-256 scalar"));
+        let d = v["d"]
+            .as_str()
+            .unwrap_or_else(|| die("key file has no \"d\""));
+        let raw = URL_SAFE_NO_PAD
+            .decode(d)
+            .unwrap_or_else(|_| die("key file \"d\" is not base64url"));
+        return SigningKey::from_slice(&raw)
+            .unwrap_or_else(|_| die("key file \"d\" is not a P-256 scalar"));
     }
     let key = SigningKey::random(&mut OsRng);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).unwrap_or_else(|e| die(&format!("cannot create {}: {e}", dir.display())));
+        std::fs::create_dir_all(dir)
+            .unwrap_or_else(|e| die(&format!("cannot create {}: {e}", dir.display())));
     }
     let mut jwk = public_jwk(&key);
     jwk["d"] = json!(b64(&key.to_bytes()));
@@ -73,7 +79,10 @@ fn public_jwk(key: &SigningKey) -> Value {
     let (x, y) = (x.unwrap_or_default(), y.unwrap_or_default());
     // A stable kid derived from the public key, so rotating the dev key
     // changes it and stale tokens fail with `unknown_key`, not a signature error.
-    let kid = format!("dev-{}", &hex::encode(Sha256::digest([x.as_slice(), y.as_slice()].concat()))[..12]);
+    let kid = format!(
+        "dev-{}",
+        &hex::encode(Sha256::digest([x.as_slice(), y.as_slice()].concat()))[..12]
+    );
     json!({"kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid, "x": b64(&x), "y": b64(&y)})
 }
 
@@ -92,7 +101,10 @@ fn main() {
     let mut iss = "memshadow".to_string();
     let mut aud = "memshadow-api".to_string();
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| die(&format!("{a} needs a value")));
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| die(&format!("{a} needs a value")))
+        };
         match a.as_str() {
             "jwks" | "token" | "both" => mode = a.clone(),
             "--key" => key_path = PathBuf::from(val()),
@@ -101,7 +113,9 @@ fn main() {
             "--iss" => iss = val(),
             "--aud" => aud = val(),
             "-h" | "--help" => {
-                println!("usage: mint-token [jwks|token|both] [--key FILE] [--sub UUID] [--ttl SECONDS] [--iss ISSUER] [--aud AUDIENCE]");
+                println!(
+                    "usage: mint-token [jwks|token|both] [--key FILE] [--sub UUID] [--ttl SECONDS] [--iss ISSUER] [--aud AUDIENCE]"
+                );
                 return;
             }
             other => die(&format!("unknown argument {other:?} (try --help)")),
@@ -118,15 +132,21 @@ fn main() {
     if uuid::Uuid::parse_str(&sub).is_err() {
         die("--sub must be a UUID");
     }
-    let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let now = DateTime::<Utc>::from_timestamp(now_s, 0).unwrap_or_else(|| die("clock out of range"));
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let now =
+        DateTime::<Utc>::from_timestamp(now_s, 0).unwrap_or_else(|| die("clock out of range"));
     let mut claims = Claims::new(json!({"sub": sub, "iss": iss, "aud": aud}));
     claims.issued_at = Some(now);
     claims.not_before = Some(now);
     claims.expiration = Some(now + Duration::seconds(ttl));
     let kid = jwk["kid"].as_str().unwrap_or_default();
     let header = Header::empty().with_key_id(kid).with_token_type("JWT");
-    let token = Es256.token(&header, &claims, &key).unwrap_or_else(|e| die(&format!("signing failed: {e}")));
+    let token = Es256
+        .token(&header, &claims, &key)
+        .unwrap_or_else(|e| die(&format!("signing failed: {e}")));
     match mode.as_str() {
         "token" => println!("{token}"),
         _ => println!("{}", json!({"jwks": jwks, "token": token, "sub": sub})),

@@ -11,15 +11,31 @@ use crate::repositories::memories::Memories;
 use crate::services::embedding::Embedder;
 
 pub fn health() -> Response {
-    response(200, &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+    response(
+        200,
+        &json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+    )
 }
 
 /// Checks each dependency once; 200 when all answer, else 503 `not_ready`
 /// naming the ones that did not (details go to the log).
 pub async fn ready(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let pg = Memories { sql: ctx.p.sql }.ping().await.map_err(|e| e.to_string());
-    let kv = ctx.p.kv.get("memshadow:ready-probe").await.map(|_| ()).map_err(|e| e.to_string());
-    let embedder = Embedder { http: ctx.p.http, kv: ctx.p.kv, cfg: ctx.cfg };
+    let pg = Memories { sql: ctx.p.sql }
+        .ping()
+        .await
+        .map_err(|e| e.to_string());
+    let kv = ctx
+        .p
+        .kv
+        .get("memshadow:ready-probe")
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let embedder = Embedder {
+        http: ctx.p.http,
+        kv: ctx.p.kv,
+        cfg: ctx.cfg,
+    };
     let pool = embedder.ping().await.map_err(|e| e.to_string());
     let mut down = Vec::new();
     let mut checks = serde_json::Map::new();
@@ -38,7 +54,10 @@ pub async fn ready(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     if down.is_empty() {
         Ok(response(200, &json!({"status": "ready", "checks": checks})))
     } else {
-        Err(ApiError::new(ErrorCode::NotReady, format!("unavailable: {}", down.join(", ")))
-            .with_extra(json!({"checks": checks})))
+        Err(ApiError::new(
+            ErrorCode::NotReady,
+            format!("unavailable: {}", down.join(", ")),
+        )
+        .with_extra(json!({"checks": checks})))
     }
 }

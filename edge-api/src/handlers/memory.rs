@@ -11,8 +11,8 @@ use crate::json::{self, response};
 use crate::repositories::memories::Filters;
 use crate::router::parse_query;
 use crate::services::memories::{
-    BatchRequest, Cursor, DEFAULT_LIST_LIMIT, FilterBody, IngestRequest, MemoryService, PatchRequest,
-    RetrieveRequest, build_filters,
+    BatchRequest, Cursor, DEFAULT_LIST_LIMIT, FilterBody, IngestRequest, MemoryService,
+    PatchRequest, RetrieveRequest, build_filters,
 };
 
 /// NDJSON export stops adding pages past this size and hands back a cursor
@@ -40,7 +40,8 @@ pub async fn batch(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response,
             format!("a batch holds 1 to {max} items; got {}", body.items.len()),
         ));
     }
-    let items: Vec<Result<IngestRequest, ApiError>> = body.items.into_iter().map(json::from_value).collect();
+    let items: Vec<Result<IngestRequest, ApiError>> =
+        body.items.into_iter().map(json::from_value).collect();
     let svc = MemoryService::new(ctx, user);
     let outcomes = svc.ingest_many(items).await?;
     let results: Vec<Value> = outcomes
@@ -51,8 +52,14 @@ pub async fn batch(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response,
             Err(e) => json!({"index": index, "status": e.code.status(), "error": e.body_object()}),
         })
         .collect();
-    let stored = results.iter().filter(|r| r["status"] == 201 || r["status"] == 202).count();
-    Ok(response(200, &json!({"results": results, "stored": stored, "failed": results.len() - stored})))
+    let stored = results
+        .iter()
+        .filter(|r| r["status"] == 201 || r["status"] == 202)
+        .count();
+    Ok(response(
+        200,
+        &json!({"results": results, "stored": stored, "failed": results.len() - stored}),
+    ))
 }
 
 pub async fn retrieve(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
@@ -66,7 +73,12 @@ pub async fn get(ctx: &Ctx<'_>, user: Uuid, id: Uuid) -> Result<Response, ApiErr
     Ok(response(200, &row))
 }
 
-pub async fn patch(ctx: &Ctx<'_>, user: Uuid, id: Uuid, req: &Request) -> Result<Response, ApiError> {
+pub async fn patch(
+    ctx: &Ctx<'_>,
+    user: Uuid,
+    id: Uuid,
+    req: &Request,
+) -> Result<Response, ApiError> {
     let body: PatchRequest = json::parse_body(req)?;
     let (status, row) = MemoryService::new(ctx, user).patch(&id, body).await?;
     Ok(response(status, &row))
@@ -74,7 +86,11 @@ pub async fn patch(ctx: &Ctx<'_>, user: Uuid, id: Uuid, req: &Request) -> Result
 
 pub async fn delete(ctx: &Ctx<'_>, user: Uuid, id: Uuid) -> Result<Response, ApiError> {
     MemoryService::new(ctx, user).delete(&id).await?;
-    Ok(Response { status: 204, headers: vec![("cache-control".into(), "no-store".into())], body: Vec::new() })
+    Ok(Response {
+        status: 204,
+        headers: vec![("cache-control".into(), "no-store".into())],
+        body: Vec::new(),
+    })
 }
 
 /// Query parameters shared by list, export and bulk delete.
@@ -96,8 +112,9 @@ fn list_query(ctx: &Ctx<'_>, req: &Request, paged: bool) -> Result<ListQuery, Ap
         match k.as_str() {
             "tag" => f.tags.get_or_insert_with(Vec::new).push(v),
             "metadata" => {
-                let m: Value = serde_json::from_str(&v)
-                    .map_err(|_| ApiError::new(ErrorCode::InvalidFilter, "metadata must be a JSON object"))?;
+                let m: Value = serde_json::from_str(&v).map_err(|_| {
+                    ApiError::new(ErrorCode::InvalidFilter, "metadata must be a JSON object")
+                })?;
                 f.metadata = Some(m);
             }
             "created_after" => f.created_after = Some(v),
@@ -105,28 +122,46 @@ fn list_query(ctx: &Ctx<'_>, req: &Request, paged: bool) -> Result<ListQuery, Ap
             "cursor" if paged => cursor = Some(Cursor::decode(&v)?),
             "limit" if paged => {
                 let max = ctx.cfg.limits.max_page;
-                let n: usize = v.parse().map_err(|_| bad(format!("limit must be an integer 1..={max}")))?;
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| bad(format!("limit must be an integer 1..={max}")))?;
                 if !(1..=max).contains(&n) {
                     return Err(bad(format!("limit must be an integer 1..={max}")));
                 }
                 limit = Some(n);
             }
-            other => return Err(bad(format!("unknown query parameter {:?}", json::truncate(other, 64)))),
+            other => {
+                return Err(bad(format!(
+                    "unknown query parameter {:?}",
+                    json::truncate(other, 64)
+                )));
+            }
         }
     }
-    Ok(ListQuery { filters: build_filters(&f, &ctx.cfg.limits)?, cursor, limit })
+    Ok(ListQuery {
+        filters: build_filters(&f, &ctx.cfg.limits)?,
+        cursor,
+        limit,
+    })
 }
 
 pub async fn list(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
     let q = list_query(ctx, req, true)?;
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    let (rows, next) = MemoryService::new(ctx, user).list(&q.filters, q.cursor.as_ref(), limit).await?;
-    Ok(response(200, &json!({"memories": rows, "next_cursor": next})))
+    let (rows, next) = MemoryService::new(ctx, user)
+        .list(&q.filters, q.cursor.as_ref(), limit)
+        .await?;
+    Ok(response(
+        200,
+        &json!({"memories": rows, "next_cursor": next}),
+    ))
 }
 
 pub async fn delete_many(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
     let q = list_query(ctx, req, false)?;
-    let deleted = MemoryService::new(ctx, user).delete_matching(&q.filters).await?;
+    let deleted = MemoryService::new(ctx, user)
+        .delete_matching(&q.filters)
+        .await?;
     Ok(response(200, &json!({"deleted": deleted})))
 }
 
@@ -152,11 +187,18 @@ pub async fn export(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response
         }
     }
     let mut headers = vec![
-        ("content-type".to_string(), "application/x-ndjson".to_string()),
+        (
+            "content-type".to_string(),
+            "application/x-ndjson".to_string(),
+        ),
         ("cache-control".to_string(), "no-store".to_string()),
     ];
     if let Some(c) = next {
         headers.push(("x-next-cursor".to_string(), c));
     }
-    Ok(Response { status: 200, headers, body })
+    Ok(Response {
+        status: 200,
+        headers,
+        body,
+    })
 }

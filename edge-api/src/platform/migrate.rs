@@ -32,12 +32,17 @@ fn checksum(sql: &str) -> String {
 /// Creates (or re-asserts) the application role. The password is set only
 /// when the role is created, so an operator's rotation is not undone.
 pub async fn ensure_app_role(client: &Client, password: &str) -> Result<(), tokio_postgres::Error> {
-    let exists = client.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&APP_ROLE]).await?.is_some();
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&APP_ROLE])
+        .await?
+        .is_some();
     if !exists {
         // Identifiers and passwords cannot be bound as parameters in DDL.
         let pw = password.replace('\'', "''");
         client
-            .batch_execute(&format!("CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{pw}'"))
+            .batch_execute(&format!(
+                "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{pw}'"
+            ))
             .await?;
     }
     client
@@ -64,13 +69,21 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
         )
         .await
         .map_err(db)?;
-    let mut report = MigrateReport { applied: Vec::new(), already: Vec::new() };
+    let mut report = MigrateReport {
+        applied: Vec::new(),
+        already: Vec::new(),
+    };
     for (version, sql) in MIGRATIONS {
         let tx = client.transaction().await.map_err(db)?;
         // Serialise concurrent runners (two stacks starting at once).
-        tx.batch_execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE").await.map_err(db)?;
+        tx.batch_execute("LOCK TABLE schema_migrations IN EXCLUSIVE MODE")
+            .await
+            .map_err(db)?;
         let row = tx
-            .query_opt("SELECT checksum FROM schema_migrations WHERE version = $1", &[version])
+            .query_opt(
+                "SELECT checksum FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
             .await
             .map_err(db)?;
         let sum = checksum(sql);
@@ -78,15 +91,22 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
             Some(r) => {
                 let recorded: String = r.get(0);
                 if recorded != sum {
-                    return Err(format!("migration {version} was changed after it was applied"));
+                    return Err(format!(
+                        "migration {version} was changed after it was applied"
+                    ));
                 }
                 report.already.push(version.to_string());
             }
             None => {
-                tx.batch_execute(sql).await.map_err(|e| format!("migration {version}: {}", db(e)))?;
-                tx.execute("INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", &[version, &sum])
+                tx.batch_execute(sql)
                     .await
-                    .map_err(db)?;
+                    .map_err(|e| format!("migration {version}: {}", db(e)))?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                    &[version, &sum],
+                )
+                .await
+                .map_err(db)?;
                 report.applied.push(version.to_string());
             }
         }
@@ -95,7 +115,9 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
     // The iterative HNSW scan keeps filtered vector searches (one user's
     // rows among many) from returning too few neighbours.
     client
-        .batch_execute(&format!("ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'"))
+        .batch_execute(&format!(
+            "ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'"
+        ))
         .await
         .map_err(db)?;
     Ok(report)

@@ -25,8 +25,9 @@ pub async fn connect(database_url: &str) -> Result<PgSql, PortError> {
 
 /// Like [`connect`] but returns the raw client (migrations, test set-up).
 pub async fn connect_client(database_url: &str) -> Result<tokio_postgres::Client, PortError> {
-    let (client, connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.map_err(|e| map_error(&e))?;
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| map_error(&e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("postgres connection ended: {e}");
@@ -40,14 +41,20 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_millis(&self) -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
 }
 
 /// A process-local KV with TTLs, for tests and single-process dev runs.
+/// A value and its expiry.
+type Entry = (Vec<u8>, Option<SystemTime>);
+
 #[derive(Default)]
 pub struct MemoryKv {
-    entries: Mutex<HashMap<String, (Vec<u8>, Option<SystemTime>)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl MemoryKv {
@@ -82,10 +89,18 @@ impl Kv for MemoryKv {
         }
     }
 
-    async fn put(&self, key: &str, value: &[u8], ttl_seconds: Option<u64>) -> Result<(), PortError> {
+    async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), PortError> {
         // Same floor as Workers KV, so tests see production behaviour.
         let exp = ttl_seconds.map(|t| SystemTime::now() + Duration::from_secs(t.max(60)));
-        self.entries.lock().map_err(|_| poisoned())?.insert(key.to_string(), (value.to_vec(), exp));
+        self.entries
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key.to_string(), (value.to_vec(), exp));
         Ok(())
     }
 
@@ -114,7 +129,11 @@ fn parse_url(url: &str) -> Result<Url<'_>, PortError> {
         None => (rest, "/"),
     };
     let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().map_err(|_| PortError::failed("bad port in URL"))?),
+        Some((h, p)) => (
+            h,
+            p.parse()
+                .map_err(|_| PortError::failed("bad port in URL"))?,
+        ),
         None => (authority, 80),
     };
     Ok(Url { host, port, path })
@@ -131,7 +150,10 @@ impl TinyHttp {
             u.path, u.host, u.port
         );
         if method == "POST" {
-            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+            req.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            ));
         }
         req.push_str("\r\n");
         let mut bytes = req.into_bytes();
@@ -146,7 +168,10 @@ impl TinyHttp {
 
 fn parse_response(raw: &[u8]) -> Result<HttpReply, PortError> {
     let bad = |m: &str| PortError::unavailable(format!("bad http response: {m}"));
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| bad("header not utf-8"))?;
     let body = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -171,7 +196,10 @@ fn parse_response(raw: &[u8]) -> Result<HttpReply, PortError> {
         let mut out = Vec::new();
         let mut rest = body;
         loop {
-            let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(|| bad("chunk size"))?;
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or_else(|| bad("chunk size"))?;
             let size_str = std::str::from_utf8(&rest[..eol]).map_err(|_| bad("chunk size"))?;
             let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
                 .map_err(|_| bad("chunk size"))?;
@@ -198,16 +226,27 @@ fn parse_response(raw: &[u8]) -> Result<HttpReply, PortError> {
 
 #[async_trait(?Send)]
 impl HttpClient for TinyHttp {
-    async fn post_json(&self, url: &str, body: Vec<u8>, timeout_ms: u64) -> Result<HttpReply, PortError> {
-        tokio::time::timeout(Duration::from_millis(timeout_ms), self.exchange("POST", url, &body))
-            .await
-            .map_err(|_| PortError::unavailable(format!("timed out after {timeout_ms} ms")))?
+    async fn post_json(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        timeout_ms: u64,
+    ) -> Result<HttpReply, PortError> {
+        tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            self.exchange("POST", url, &body),
+        )
+        .await
+        .map_err(|_| PortError::unavailable(format!("timed out after {timeout_ms} ms")))?
     }
 
     async fn get(&self, url: &str, timeout_ms: u64) -> Result<HttpReply, PortError> {
-        tokio::time::timeout(Duration::from_millis(timeout_ms), self.exchange("GET", url, &[]))
-            .await
-            .map_err(|_| PortError::unavailable(format!("timed out after {timeout_ms} ms")))?
+        tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            self.exchange("GET", url, &[]),
+        )
+        .await
+        .map_err(|_| PortError::unavailable(format!("timed out after {timeout_ms} ms")))?
     }
 }
 
@@ -229,7 +268,10 @@ mod tests {
     #[test]
     fn parses_urls() {
         let u = parse_url("http://127.0.0.1:8790/v1/embeddings").unwrap();
-        assert_eq!((u.host, u.port, u.path), ("127.0.0.1", 8790, "/v1/embeddings"));
+        assert_eq!(
+            (u.host, u.port, u.path),
+            ("127.0.0.1", 8790, "/v1/embeddings")
+        );
         let u = parse_url("http://localhost").unwrap();
         assert_eq!((u.host, u.port, u.path), ("localhost", 80, "/"));
         assert!(parse_url("https://x").is_err());
@@ -244,11 +286,21 @@ mod tests {
             let mut buf = vec![0u8; 4096];
             let n = s.read(&mut buf).await.unwrap();
             let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let body = if req.contains("{\"x\":1}") { "seen" } else { "missing" };
-            let out = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            let body = if req.contains("{\"x\":1}") {
+                "seen"
+            } else {
+                "missing"
+            };
+            let out = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
             s.write_all(out.as_bytes()).await.unwrap();
         });
-        let r = TinyHttp.post_json(&format!("http://{addr}/p"), b"{\"x\":1}".to_vec(), 2000).await.unwrap();
+        let r = TinyHttp
+            .post_json(&format!("http://{addr}/p"), b"{\"x\":1}".to_vec(), 2000)
+            .await
+            .unwrap();
         assert_eq!(String::from_utf8(r.body).unwrap(), "seen");
         let closed = TinyHttp.get("http://127.0.0.1:1/", 500).await.unwrap_err();
         assert_eq!(closed.kind, crate::ports::PortErrorKind::Unavailable);

@@ -24,7 +24,9 @@ impl PgSql {
     /// Wraps a client the caller connected (and whose connection task the
     /// caller drives).
     pub fn new(client: Client) -> Self {
-        Self { client: Mutex::new(client) }
+        Self {
+            client: Mutex::new(client),
+        }
     }
 }
 
@@ -47,15 +49,26 @@ pub fn map_error(e: &Error) -> PortError {
         } else {
             PortErrorKind::Failed
         };
-        return PortError { kind, detail: format!("{}: {}", code.code(), db.message()) };
+        return PortError {
+            kind,
+            detail: format!("{}: {}", code.code(), db.message()),
+        };
     }
     // No SQLSTATE: the connection itself failed (closed, I/O, timeout).
-    PortError { kind: PortErrorKind::Unavailable, detail: format!("postgres connection: {e}") }
+    PortError {
+        kind: PortErrorKind::Unavailable,
+        detail: format!("postgres connection: {e}"),
+    }
 }
 
 #[async_trait(?Send)]
 impl Sql for PgSql {
-    async fn query(&self, scope: &SqlScope, sql: &str, params: &[SqlParam]) -> Result<Vec<SqlRow>, PortError> {
+    async fn query(
+        &self,
+        scope: &SqlScope,
+        sql: &str,
+        params: &[SqlParam],
+    ) -> Result<Vec<SqlRow>, PortError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
             return Err(PortError::unavailable("postgres connection is closed"));
@@ -63,21 +76,35 @@ impl Sql for PgSql {
         let tx = client.transaction().await.map_err(|e| map_error(&e))?;
         match scope {
             SqlScope::User(user) => {
-                tx.query_typed("SELECT set_config('app.user_id', $1, true)", &[(user, Type::TEXT)]).await
+                tx.query_typed(
+                    "SELECT set_config('app.user_id', $1, true)",
+                    &[(user, Type::TEXT)],
+                )
+                .await
             }
-            SqlScope::System => tx.query_typed("SELECT set_config('app.system', 'on', true)", &[]).await,
+            SqlScope::System => {
+                tx.query_typed("SELECT set_config('app.system', 'on', true)", &[])
+                    .await
+            }
         }
         .map_err(|e| map_error(&e))?;
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> =
-            params.iter().map(|p| (p as &(dyn ToSql + Sync), Type::TEXT)).collect();
-        let rows = tx.query_typed(sql, &typed).await.map_err(|e| map_error(&e))?;
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .map(|p| (p as &(dyn ToSql + Sync), Type::TEXT))
+            .collect();
+        let rows = tx
+            .query_typed(sql, &typed)
+            .await
+            .map_err(|e| map_error(&e))?;
         tx.commit().await.map_err(|e| map_error(&e))?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
                     .map(|i| {
                         row.try_get::<_, Option<String>>(i).map_err(|e| {
-                            PortError::failed(format!("column {i} is not text (cast it in SQL): {e}"))
+                            PortError::failed(format!(
+                                "column {i} is not text (cast it in SQL): {e}"
+                            ))
                         })
                     })
                     .collect()

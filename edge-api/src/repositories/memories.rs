@@ -106,7 +106,8 @@ const UPDATE: &str = concat!(
     memory_columns!()
 );
 
-const DELETE_ONE: &str = "DELETE FROM memories m WHERE m.user_id = $1::uuid AND m.id = $2::uuid RETURNING m.id::text";
+const DELETE_ONE: &str =
+    "DELETE FROM memories m WHERE m.user_id = $1::uuid AND m.id = $2::uuid RETURNING m.id::text";
 
 /// Deletes the caller's memories matching the filters (expired ones too:
 /// "delete everything" must mean everything). `$2` is only type-anchored.
@@ -236,11 +237,15 @@ fn bad_row(what: &str) -> PortError {
 }
 
 fn text(row: &SqlRow, i: usize) -> Result<&str, PortError> {
-    row.get(i).and_then(|c| c.as_deref()).ok_or_else(|| bad_row(&format!("column {i} is NULL or missing")))
+    row.get(i)
+        .and_then(|c| c.as_deref())
+        .ok_or_else(|| bad_row(&format!("column {i} is NULL or missing")))
 }
 
 fn opt_text(row: &SqlRow, i: usize) -> Result<Option<String>, PortError> {
-    row.get(i).cloned().ok_or_else(|| bad_row(&format!("column {i} missing")))
+    row.get(i)
+        .cloned()
+        .ok_or_else(|| bad_row(&format!("column {i} missing")))
 }
 
 impl MemoryRow {
@@ -259,7 +264,9 @@ impl MemoryRow {
             created_at: text(row, 7)?.to_string(),
             updated_at: text(row, 8)?.to_string(),
             accessed_at: opt_text(row, 9)?,
-            access_count: text(row, 10)?.parse().map_err(|_| bad_row("access_count"))?,
+            access_count: text(row, 10)?
+                .parse()
+                .map_err(|_| bad_row("access_count"))?,
             expires_at: opt_text(row, 11)?,
         })
     }
@@ -359,26 +366,66 @@ pub struct Memories<'a> {
 impl Memories<'_> {
     /// Inserts `items`; returns the rows actually inserted (duplicates of
     /// live rows are absent — look them up with [`Self::find_by_hashes`]).
-    pub async fn insert_many(&self, user: &str, now: &str, items: &[NewMemory]) -> Result<Vec<MemoryRow>, PortError> {
+    pub async fn insert_many(
+        &self,
+        user: &str,
+        now: &str,
+        items: &[NewMemory],
+    ) -> Result<Vec<MemoryRow>, PortError> {
         let payload = serde_json::to_string(items).map_err(|e| PortError::failed(e.to_string()))?;
-        let rows = self.sql.query(&user_scope(user), INSERT_MANY, &[s(user), s(now), s(payload)]).await?;
+        let rows = self
+            .sql
+            .query(
+                &user_scope(user),
+                INSERT_MANY,
+                &[s(user), s(now), s(payload)],
+            )
+            .await?;
         rows.iter().map(MemoryRow::from_row).collect()
     }
 
     /// `(content_hash, id)` of the caller's live memories with these hashes.
-    pub async fn find_by_hashes(&self, user: &str, now: &str, hashes: &[&str]) -> Result<Vec<(String, String)>, PortError> {
+    pub async fn find_by_hashes(
+        &self,
+        user: &str,
+        now: &str,
+        hashes: &[&str],
+    ) -> Result<Vec<(String, String)>, PortError> {
         let payload = json!(hashes).to_string();
-        let rows = self.sql.query(&user_scope(user), FIND_BY_HASHES, &[s(user), s(now), s(payload)]).await?;
-        rows.iter().map(|r| Ok((text(r, 0)?.to_string(), text(r, 1)?.to_string()))).collect()
+        let rows = self
+            .sql
+            .query(
+                &user_scope(user),
+                FIND_BY_HASHES,
+                &[s(user), s(now), s(payload)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((text(r, 0)?.to_string(), text(r, 1)?.to_string())))
+            .collect()
     }
 
-    pub async fn get(&self, user: &str, now: &str, id: &str) -> Result<Option<MemoryRow>, PortError> {
-        let rows = self.sql.query(&user_scope(user), GET, &[s(user), s(now), s(id)]).await?;
+    pub async fn get(
+        &self,
+        user: &str,
+        now: &str,
+        id: &str,
+    ) -> Result<Option<MemoryRow>, PortError> {
+        let rows = self
+            .sql
+            .query(&user_scope(user), GET, &[s(user), s(now), s(id)])
+            .await?;
         rows.first().map(MemoryRow::from_row).transpose()
     }
 
     /// Applies `u`; `Ok(None)` when the row is gone or changed since it was read.
-    pub async fn update(&self, user: &str, now: &str, id: &str, u: &MemoryUpdate) -> Result<Option<MemoryRow>, PortError> {
+    pub async fn update(
+        &self,
+        user: &str,
+        now: &str,
+        id: &str,
+        u: &MemoryUpdate,
+    ) -> Result<Option<MemoryRow>, PortError> {
         let params = vec![
             s(user),
             s(now),
@@ -397,12 +444,27 @@ impl Memories<'_> {
     }
 
     pub async fn delete(&self, user: &str, id: &str) -> Result<bool, PortError> {
-        let rows = self.sql.query(&user_scope(user), DELETE_ONE, &[s(user), s(id)]).await?;
+        let rows = self
+            .sql
+            .query(&user_scope(user), DELETE_ONE, &[s(user), s(id)])
+            .await?;
         Ok(!rows.is_empty())
     }
 
-    pub async fn delete_matching(&self, user: &str, now: &str, f: &Filters) -> Result<u64, PortError> {
-        let rows = self.sql.query(&user_scope(user), DELETE_MATCHING, &filter_params(user, now, f)).await?;
+    pub async fn delete_matching(
+        &self,
+        user: &str,
+        now: &str,
+        f: &Filters,
+    ) -> Result<u64, PortError> {
+        let rows = self
+            .sql
+            .query(
+                &user_scope(user),
+                DELETE_MATCHING,
+                &filter_params(user, now, f),
+            )
+            .await?;
         count(&rows)
     }
 
@@ -452,7 +514,9 @@ impl Memories<'_> {
             .map(|r| {
                 let n = MEMORY_COLUMN_COUNT;
                 let num = |i: usize| -> Result<Option<f64>, PortError> {
-                    opt_text(r, i)?.map(|t| t.parse::<f64>().map_err(|_| bad_row("number"))).transpose()
+                    opt_text(r, i)?
+                        .map(|t| t.parse::<f64>().map_err(|_| bad_row("number")))
+                        .transpose()
                 };
                 Ok(Hit {
                     memory: MemoryRow::from_row(r)?,
@@ -471,14 +535,25 @@ impl Memories<'_> {
             return Ok(());
         }
         let payload = json!(ids).to_string();
-        self.sql.query(&user_scope(user), TOUCH, &[s(user), s(now), s(payload)]).await?;
+        self.sql
+            .query(&user_scope(user), TOUCH, &[s(user), s(now), s(payload)])
+            .await?;
         Ok(())
     }
 
-    pub async fn claim_pending(&self, now: &str, max: usize, lease_seconds: u64) -> Result<Vec<Claimed>, PortError> {
+    pub async fn claim_pending(
+        &self,
+        now: &str,
+        max: usize,
+        lease_seconds: u64,
+    ) -> Result<Vec<Claimed>, PortError> {
         let rows = self
             .sql
-            .query(&SqlScope::System, CLAIM_PENDING, &[s(now), s(max.to_string()), s(lease_seconds.to_string())])
+            .query(
+                &SqlScope::System,
+                CLAIM_PENDING,
+                &[s(now), s(max.to_string()), s(lease_seconds.to_string())],
+            )
             .await?;
         rows.iter()
             .map(|r| {
@@ -493,14 +568,22 @@ impl Memories<'_> {
     }
 
     /// Stores `(claimed row, pgvector text)` pairs; returns how many landed.
-    pub async fn store_embeddings(&self, model: &str, items: &[(&Claimed, String)]) -> Result<usize, PortError> {
+    pub async fn store_embeddings(
+        &self,
+        model: &str,
+        items: &[(&Claimed, String)],
+    ) -> Result<usize, PortError> {
         let payload: Vec<Value> = items
             .iter()
             .map(|(c, v)| json!({"id": c.id, "content_hash": c.content_hash, "embedding": v}))
             .collect();
         let rows = self
             .sql
-            .query(&SqlScope::System, STORE_EMBEDDINGS, &[s(Value::Array(payload).to_string()), s(model)])
+            .query(
+                &SqlScope::System,
+                STORE_EMBEDDINGS,
+                &[s(Value::Array(payload).to_string()), s(model)],
+            )
             .await?;
         Ok(rows.len())
     }
@@ -521,27 +604,53 @@ impl Memories<'_> {
             s(base_seconds.to_string()),
             s(cap_seconds.to_string()),
         ];
-        let rows = self.sql.query(&SqlScope::System, RECORD_FAILURES, &params).await?;
-        let failed = rows.iter().filter(|r| r.first().and_then(|c| c.as_deref()) == Some("failed")).count();
+        let rows = self
+            .sql
+            .query(&SqlScope::System, RECORD_FAILURES, &params)
+            .await?;
+        let failed = rows
+            .iter()
+            .filter(|r| r.first().and_then(|c| c.as_deref()) == Some("failed"))
+            .count();
         Ok((rows.len() - failed, failed))
     }
 
-    pub async fn mark_stale_model(&self, now: &str, model: &str, max: usize) -> Result<u64, PortError> {
+    pub async fn mark_stale_model(
+        &self,
+        now: &str,
+        model: &str,
+        max: usize,
+    ) -> Result<u64, PortError> {
         let rows = self
             .sql
-            .query(&SqlScope::System, MARK_STALE_MODEL, &[s(now), s(model), s(max.to_string())])
+            .query(
+                &SqlScope::System,
+                MARK_STALE_MODEL,
+                &[s(now), s(model), s(max.to_string())],
+            )
             .await?;
         count(&rows)
     }
 
     pub async fn purge_expired(&self, now: &str, max: usize) -> Result<u64, PortError> {
-        let rows = self.sql.query(&SqlScope::System, PURGE_EXPIRED, &[s(now), s(max.to_string())]).await?;
+        let rows = self
+            .sql
+            .query(
+                &SqlScope::System,
+                PURGE_EXPIRED,
+                &[s(now), s(max.to_string())],
+            )
+            .await?;
         count(&rows)
     }
 
     pub async fn ping(&self) -> Result<(), PortError> {
         let rows = self.sql.query(&SqlScope::System, PING, &[]).await?;
-        match rows.first().and_then(|r| r.first()).and_then(|c| c.as_deref()) {
+        match rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|c| c.as_deref())
+        {
             Some("1") => Ok(()),
             _ => Err(bad_row("ping")),
         }
@@ -563,7 +672,10 @@ mod tests {
         let mut max = 0;
         for (i, &c) in b.iter().enumerate() {
             if c == b'$' {
-                let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+                let digits: String = sql[i + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 if let Ok(n) = digits.parse::<usize>() {
                     max = max.max(n);
                 }
@@ -595,9 +707,9 @@ mod tests {
             assert_eq!(max_param(sql), n, "{name}");
             for k in 1..=n {
                 let p = format!("${k}");
-                let used = sql.match_indices(&p).any(|(i, _)| {
-                    !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit())
-                });
+                let used = sql
+                    .match_indices(&p)
+                    .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
                 assert!(used, "{name} does not use {p}");
             }
         }

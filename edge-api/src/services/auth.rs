@@ -3,7 +3,13 @@
 //!
 //! Every check has its own error code so a client (or its operator) can tell
 //! a clock problem from a key-rotation problem from a forged token.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::indexing_slicing
+)]
 
 use chrono::{DateTime, Duration, Utc};
 use jwt_compact::alg::Es256;
@@ -40,24 +46,32 @@ struct Custom {
 }
 
 fn fail(code: ErrorCode, message: &str) -> ApiError {
-    ApiError::new(code, message).with_header("www-authenticate", format!("Bearer error=\"invalid_token\""))
+    ApiError::new(code, message).with_header("www-authenticate", "Bearer error=\"invalid_token\"")
 }
 
 /// Extracts the token from `Authorization: Bearer <token>`.
 pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let Some(value) = req.header("authorization") else {
-        return Err(ApiError::new(ErrorCode::MissingToken, "send Authorization: Bearer <token>")
-            .with_header("www-authenticate", "Bearer"));
+        return Err(ApiError::new(
+            ErrorCode::MissingToken,
+            "send Authorization: Bearer <token>",
+        )
+        .with_header("www-authenticate", "Bearer"));
     };
     let value = value.trim();
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(fail(ErrorCode::InvalidToken, "the Authorization scheme must be Bearer"));
+        return Err(fail(
+            ErrorCode::InvalidToken,
+            "the Authorization scheme must be Bearer",
+        ));
     }
     let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::new(ErrorCode::MissingToken, "the bearer token is empty")
-            .with_header("www-authenticate", "Bearer"));
+        return Err(
+            ApiError::new(ErrorCode::MissingToken, "the bearer token is empty")
+                .with_header("www-authenticate", "Bearer"),
+        );
     }
     Ok(token)
 }
@@ -71,24 +85,37 @@ pub fn authenticate(cfg: &Config, req: &Request, now_millis: i64) -> Result<Call
 /// (required), `nbf` (if present), `iat` (required, not in the future),
 /// `iss`, `aud`, and `sub` as a UUID.
 pub fn verify_token(cfg: &Config, token: &str, now_millis: i64) -> Result<Caller, ApiError> {
-    let untrusted = UntrustedToken::new(token).map_err(|_| fail(ErrorCode::InvalidToken, "the token is not a JWT"))?;
+    let untrusted = UntrustedToken::new(token)
+        .map_err(|_| fail(ErrorCode::InvalidToken, "the token is not a JWT"))?;
     if untrusted.algorithm() != "ES256" {
-        return Err(fail(ErrorCode::InvalidToken, "the token must be signed with ES256"));
+        return Err(fail(
+            ErrorCode::InvalidToken,
+            "the token must be signed with ES256",
+        ));
     }
     let kid = untrusted
         .header()
         .key_id
         .as_deref()
         .ok_or_else(|| fail(ErrorCode::InvalidToken, "the token header has no kid"))?;
-    let key = cfg
-        .jwt_keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .ok_or_else(|| fail(ErrorCode::UnknownKey, "the token's kid names no configured key"))?;
-    let token = Es256.validator::<Custom>(&key.key).validate(&untrusted).map_err(|e| match e {
-        ValidationError::MalformedClaims(_) => fail(ErrorCode::InvalidToken, "the token's claims are malformed"),
-        _ => fail(ErrorCode::InvalidToken, "the token's signature does not verify"),
+    let key = cfg.jwt_keys.iter().find(|k| k.kid == kid).ok_or_else(|| {
+        fail(
+            ErrorCode::UnknownKey,
+            "the token's kid names no configured key",
+        )
     })?;
+    let token = Es256
+        .validator::<Custom>(&key.key)
+        .validate(&untrusted)
+        .map_err(|e| match e {
+            ValidationError::MalformedClaims(_) => {
+                fail(ErrorCode::InvalidToken, "the token's claims are malformed")
+            }
+            _ => fail(
+                ErrorCode::InvalidToken,
+                "the token's signature does not verify",
+            ),
+        })?;
     let claims: &Claims<Custom> = token.claims();
 
     let now = DateTime::<Utc>::from_timestamp_millis(now_millis)
@@ -99,36 +126,53 @@ pub fn verify_token(cfg: &Config, token: &str, now_millis: i64) -> Result<Caller
         _ => fail(ErrorCode::InvalidToken, "the token has no exp claim"),
     })?;
     if claims.not_before.is_some() {
-        claims
-            .validate_maturity(&options)
-            .map_err(|_| fail(ErrorCode::TokenNotYetValid, "the token is not valid yet (nbf)"))?;
+        claims.validate_maturity(&options).map_err(|_| {
+            fail(
+                ErrorCode::TokenNotYetValid,
+                "the token is not valid yet (nbf)",
+            )
+        })?;
     }
     match claims.issued_at {
         None => return Err(fail(ErrorCode::InvalidToken, "the token has no iat claim")),
         Some(iat) if iat > now + options.leeway => {
-            return Err(fail(ErrorCode::TokenNotYetValid, "the token was issued in the future (iat)"));
+            return Err(fail(
+                ErrorCode::TokenNotYetValid,
+                "the token was issued in the future (iat)",
+            ));
         }
         Some(_) => {}
     }
 
     let c = &claims.custom;
     if c.iss.as_deref() != Some(cfg.jwt_issuer.as_str()) {
-        return Err(fail(ErrorCode::InvalidIssuer, "the token's iss is not accepted"));
+        return Err(fail(
+            ErrorCode::InvalidIssuer,
+            "the token's iss is not accepted",
+        ));
     }
     let aud_ok = match &c.aud {
         Some(Audience::One(a)) => *a == cfg.jwt_audience,
-        Some(Audience::Many(list)) => list.iter().any(|a| *a == cfg.jwt_audience),
+        Some(Audience::Many(list)) => list.contains(&cfg.jwt_audience),
         None => false,
     };
     if !aud_ok {
-        return Err(fail(ErrorCode::InvalidAudience, "the token's aud does not include this API"));
+        return Err(fail(
+            ErrorCode::InvalidAudience,
+            "the token's aud does not include this API",
+        ));
     }
     let user_id = c
         .sub
         .as_deref()
         .and_then(|s| Uuid::parse_str(s).ok())
         .filter(|u| !u.is_nil())
-        .ok_or_else(|| fail(ErrorCode::InvalidSubject, "the token's sub must be a user UUID"))?;
+        .ok_or_else(|| {
+            fail(
+                ErrorCode::InvalidSubject,
+                "the token's sub must be a user UUID",
+            )
+        })?;
     Ok(Caller { user_id })
 }
 
@@ -160,8 +204,14 @@ mod tests {
         )]))
         .unwrap();
         c.jwt_keys = vec![
-            JwtKey { kid: "k7".into(), key: *key(7).verifying_key() },
-            JwtKey { kid: "k11".into(), key: *key(11).verifying_key() },
+            JwtKey {
+                kid: "k7".into(),
+                key: *key(7).verifying_key(),
+            },
+            JwtKey {
+                kid: "k11".into(),
+                key: *key(11).verifying_key(),
+            },
         ];
         c
     }
@@ -182,13 +232,21 @@ mod tests {
     }
 
     fn code(token: &str) -> Result<Uuid, &'static str> {
-        verify_token(&cfg(), token, NOW).map(|c| c.user_id).map_err(|e| e.code.name())
+        verify_token(&cfg(), token, NOW)
+            .map(|c| c.user_id)
+            .map_err(|e| e.code.name())
     }
 
     #[test]
     fn accepts_a_valid_token_from_either_key() {
-        assert_eq!(code(&sign(&key(7), Some("k7"), &claims())), Ok(Uuid::parse_str(SUB).unwrap()));
-        assert_eq!(code(&sign(&key(11), Some("k11"), &claims())), Ok(Uuid::parse_str(SUB).unwrap()));
+        assert_eq!(
+            code(&sign(&key(7), Some("k7"), &claims())),
+            Ok(Uuid::parse_str(SUB).unwrap())
+        );
+        assert_eq!(
+            code(&sign(&key(11), Some("k11"), &claims())),
+            Ok(Uuid::parse_str(SUB).unwrap())
+        );
         let mut c = claims();
         c["aud"] = json!(["other", "memshadow-api"]);
         assert!(code(&sign(&key(7), Some("k7"), &c)).is_ok());
@@ -201,7 +259,12 @@ mod tests {
         // Same signature, claims with another sub.
         let mut c = claims();
         c["sub"] = json!("00000000-0000-4000-8000-000000000001");
-        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(c.to_string()), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(c.to_string()),
+            parts[2]
+        );
         assert_eq!(code(&forged), Err("invalid_token"));
         // One signature byte flipped.
         let mut sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
@@ -209,7 +272,10 @@ mod tests {
         let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
         assert_eq!(code(&flipped), Err("invalid_token"));
         // Signed by key 11 but claiming key 7.
-        assert_eq!(code(&sign(&key(11), Some("k7"), &claims())), Err("invalid_token"));
+        assert_eq!(
+            code(&sign(&key(11), Some("k7"), &claims())),
+            Err("invalid_token")
+        );
     }
 
     #[test]
@@ -221,31 +287,78 @@ mod tests {
         };
         assert_eq!(code("abc"), Err("invalid_token"));
         assert_eq!(code(&sign(&key(7), None, &claims())), Err("invalid_token"));
-        assert_eq!(code(&sign(&key(7), Some("nope"), &claims())), Err("unknown_key"));
-        assert_eq!(with(&|c| c["exp"] = json!(NOW / 1000 - 120)), Err("token_expired"));
-        assert_eq!(with(&|c| c["exp"] = json!(NOW / 1000 - 5)), Ok(Uuid::parse_str(SUB).unwrap()), "leeway");
-        assert_eq!(with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))), Err("invalid_token"));
-        assert_eq!(with(&|c| c["nbf"] = json!(NOW / 1000 + 120)), Err("token_not_yet_valid"));
-        assert_eq!(with(&|c| c["iat"] = json!(NOW / 1000 + 120)), Err("token_not_yet_valid"));
-        assert_eq!(with(&|c| drop(c.as_object_mut().unwrap().remove("iat"))), Err("invalid_token"));
+        assert_eq!(
+            code(&sign(&key(7), Some("nope"), &claims())),
+            Err("unknown_key")
+        );
+        assert_eq!(
+            with(&|c| c["exp"] = json!(NOW / 1000 - 120)),
+            Err("token_expired")
+        );
+        assert_eq!(
+            with(&|c| c["exp"] = json!(NOW / 1000 - 5)),
+            Ok(Uuid::parse_str(SUB).unwrap()),
+            "leeway"
+        );
+        assert_eq!(
+            with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))),
+            Err("invalid_token")
+        );
+        assert_eq!(
+            with(&|c| c["nbf"] = json!(NOW / 1000 + 120)),
+            Err("token_not_yet_valid")
+        );
+        assert_eq!(
+            with(&|c| c["iat"] = json!(NOW / 1000 + 120)),
+            Err("token_not_yet_valid")
+        );
+        assert_eq!(
+            with(&|c| drop(c.as_object_mut().unwrap().remove("iat"))),
+            Err("invalid_token")
+        );
         assert_eq!(with(&|c| c["iss"] = json!("evil")), Err("invalid_issuer"));
-        assert_eq!(with(&|c| drop(c.as_object_mut().unwrap().remove("iss"))), Err("invalid_issuer"));
-        assert_eq!(with(&|c| c["aud"] = json!("other")), Err("invalid_audience"));
-        assert_eq!(with(&|c| c["aud"] = json!(["a", "b"])), Err("invalid_audience"));
+        assert_eq!(
+            with(&|c| drop(c.as_object_mut().unwrap().remove("iss"))),
+            Err("invalid_issuer")
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!("other")),
+            Err("invalid_audience")
+        );
+        assert_eq!(
+            with(&|c| c["aud"] = json!(["a", "b"])),
+            Err("invalid_audience")
+        );
         assert_eq!(with(&|c| c["sub"] = json!("alice")), Err("invalid_subject"));
-        assert_eq!(with(&|c| c["sub"] = json!(Uuid::nil().to_string())), Err("invalid_subject"));
+        assert_eq!(
+            with(&|c| c["sub"] = json!(Uuid::nil().to_string())),
+            Err("invalid_subject")
+        );
         assert_eq!(with(&|c| c["sub"] = json!(42)), Err("invalid_token"));
     }
 
     #[test]
     fn header_parsing() {
         let mut req = Request::default();
-        assert_eq!(bearer_token(&req).map_err(|e| e.code.name()), Err("missing_token"));
-        req.headers.push(("authorization".into(), "Basic abc".into()));
-        assert_eq!(bearer_token(&req).map_err(|e| e.code.name()), Err("invalid_token"));
+        assert_eq!(
+            bearer_token(&req).map_err(|e| e.code.name()),
+            Err("missing_token")
+        );
+        req.headers
+            .push(("authorization".into(), "Basic abc".into()));
+        assert_eq!(
+            bearer_token(&req).map_err(|e| e.code.name()),
+            Err("invalid_token")
+        );
         req.headers[0].1 = "Bearer ".into();
-        assert_eq!(bearer_token(&req).map_err(|e| e.code.name()), Err("missing_token"));
+        assert_eq!(
+            bearer_token(&req).map_err(|e| e.code.name()),
+            Err("missing_token")
+        );
         req.headers[0].1 = "bearer  abc.def.ghi ".into();
-        assert_eq!(bearer_token(&req).map_err(|e| e.code.name()), Ok("abc.def.ghi"));
+        assert_eq!(
+            bearer_token(&req).map_err(|e| e.code.name()),
+            Ok("abc.def.ghi")
+        );
     }
 }

@@ -83,7 +83,14 @@ impl Embedder<'_> {
             let vectors = self.call_pool(&inputs).await?;
             for (&i, v) in missing.iter().zip(vectors) {
                 // Best effort: a failed cache write must not fail the embedding.
-                let _ = self.kv.put(&cache_key(model, texts[i]), &encode_vector(&v), Some(self.cfg.embed_cache_ttl)).await;
+                let _ = self
+                    .kv
+                    .put(
+                        &cache_key(model, texts[i]),
+                        &encode_vector(&v),
+                        Some(self.cfg.embed_cache_ttl),
+                    )
+                    .await;
                 out[i] = Some(v);
             }
         }
@@ -92,8 +99,11 @@ impl Embedder<'_> {
 
     async fn call_pool(&self, inputs: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.cfg.embedding_model.as_str();
-        let body = serde_json::to_vec(&EmbeddingsRequest { input: inputs, model })
-            .map_err(|e| EmbedError::BadAnswer(e.to_string()))?;
+        let body = serde_json::to_vec(&EmbeddingsRequest {
+            input: inputs,
+            model,
+        })
+        .map_err(|e| EmbedError::BadAnswer(e.to_string()))?;
         let url = format!("{}/v1/embeddings", self.cfg.embedding_url);
         let reply = self
             .http
@@ -103,13 +113,20 @@ impl Embedder<'_> {
         if reply.status != 200 {
             return Err(EmbedError::Unavailable(format!("HTTP {}", reply.status)));
         }
-        let parsed: EmbeddingsResponse =
-            serde_json::from_slice(&reply.body).map_err(|e| EmbedError::BadAnswer(format!("not an embeddings answer: {e}")))?;
+        let parsed: EmbeddingsResponse = serde_json::from_slice(&reply.body)
+            .map_err(|e| EmbedError::BadAnswer(format!("not an embeddings answer: {e}")))?;
         if parsed.model != model {
-            return Err(EmbedError::BadAnswer(format!("model {:?}, expected {model:?}", parsed.model)));
+            return Err(EmbedError::BadAnswer(format!(
+                "model {:?}, expected {model:?}",
+                parsed.model
+            )));
         }
         if parsed.data.len() != inputs.len() {
-            return Err(EmbedError::BadAnswer(format!("{} vectors for {} inputs", parsed.data.len(), inputs.len())));
+            return Err(EmbedError::BadAnswer(format!(
+                "{} vectors for {} inputs",
+                parsed.data.len(),
+                inputs.len()
+            )));
         }
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; inputs.len()];
         for (pos, item) in parsed.data.into_iter().enumerate() {
@@ -117,7 +134,9 @@ impl Embedder<'_> {
             if i >= inputs.len() || vectors[i].is_some() {
                 return Err(EmbedError::BadAnswer(format!("bad or repeated index {i}")));
             }
-            if item.embedding.len() != EMBEDDING_DIM || !item.embedding.iter().all(|x| x.is_finite()) {
+            if item.embedding.len() != EMBEDDING_DIM
+                || !item.embedding.iter().all(|x| x.is_finite())
+            {
                 return Err(EmbedError::BadAnswer(format!(
                     "vector of dimension {} (expected {EMBEDDING_DIM}) or with non-finite values",
                     item.embedding.len()
@@ -131,7 +150,11 @@ impl Embedder<'_> {
     /// Checks the pool answers at all (for `/ready`).
     pub async fn ping(&self) -> Result<(), EmbedError> {
         let url = format!("{}/health", self.cfg.embedding_url);
-        match self.http.get(&url, self.cfg.embed_timeout_ms.min(2000)).await {
+        match self
+            .http
+            .get(&url, self.cfg.embed_timeout_ms.min(2000))
+            .await
+        {
             Ok(r) if r.status == 200 => Ok(()),
             Ok(r) => Err(EmbedError::Unavailable(format!("HTTP {}", r.status))),
             Err(e) => Err(EmbedError::Unavailable(e.detail)),
@@ -163,7 +186,10 @@ fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
     if b.len() != EMBEDDING_DIM * 4 {
         return None;
     }
-    let v: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let v: Vec<f32> = b
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     v.iter().all(|x| x.is_finite()).then_some(v)
 }
 
@@ -176,7 +202,10 @@ mod tests {
         assert_ne!(cache_key("ab", "c"), cache_key("a", "bc"));
         assert_eq!(cache_key("m", "t").len(), 4 + 64);
         // sha256("m\0t") from Python's hashlib.sha256(b"m\x00t").hexdigest().
-        assert_eq!(cache_key("m", "t"), "emb:8481c8582a73b3ba64d6506da480d877324f34bae0fb970c71b5d24bc57c06c7");
+        assert_eq!(
+            cache_key("m", "t"),
+            "emb:8481c8582a73b3ba64d6506da480d877324f34bae0fb970c71b5d24bc57c06c7"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::errors::{ApiError, ErrorCode};
 use crate::json::Patch;
 use crate::limits::Limits;
 use crate::ports::PortErrorKind;
-use crate::repositories::memories::{Filters, Hit, MemoryRow, MemoryUpdate, Memories, NewMemory};
+use crate::repositories::memories::{Filters, Hit, Memories, MemoryRow, MemoryUpdate, NewMemory};
 use crate::services::embedding::{Embedder, to_pgvector};
 
 /// Body of `POST /memory/ingest` and of each `POST /memory/batch` item.
@@ -120,12 +120,17 @@ pub fn rfc3339(ms: i64) -> String {
 /// Parses a client timestamp (RFC 3339, any offset) into canonical UTC form.
 /// Years outside 1..=9999 are refused: Postgres and clients disagree there.
 pub fn parse_timestamp(s: &str) -> Option<(i64, String)> {
-    let t = DateTime::parse_from_rfc3339(s.trim()).ok()?.with_timezone(&Utc);
+    let t = DateTime::parse_from_rfc3339(s.trim())
+        .ok()?
+        .with_timezone(&Utc);
     let year = t.format("%Y").to_string().parse::<i32>().ok()?;
     if !(1..=9999).contains(&year) {
         return None;
     }
-    Some((t.timestamp_millis(), t.to_rfc3339_opts(SecondsFormat::Micros, true)))
+    Some((
+        t.timestamp_millis(),
+        t.to_rfc3339_opts(SecondsFormat::Micros, true),
+    ))
 }
 
 pub fn content_hash(content: &str) -> String {
@@ -143,48 +148,79 @@ fn has_nul(s: &str) -> bool {
 
 pub fn validate_content(content: &str, limits: &Limits, field: &str) -> Result<(), ApiError> {
     if content.trim().is_empty() {
-        return Err(invalid(ErrorCode::InvalidField, format!("{field} must not be empty")));
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            format!("{field} must not be empty"),
+        ));
     }
     if content.len() > limits.max_content_bytes {
         return Err(invalid(
             ErrorCode::ContentTooLarge,
-            format!("{field} is {} bytes; the limit is {}", content.len(), limits.max_content_bytes),
+            format!(
+                "{field} is {} bytes; the limit is {}",
+                content.len(),
+                limits.max_content_bytes
+            ),
         ));
     }
     if has_nul(content) {
-        return Err(invalid(ErrorCode::InvalidField, format!("{field} must not contain NUL characters")));
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            format!("{field} must not contain NUL characters"),
+        ));
     }
     Ok(())
 }
 
 pub fn validate_metadata(m: &Value, limits: &Limits) -> Result<(), ApiError> {
     let Value::Object(map) = m else {
-        return Err(invalid(ErrorCode::InvalidField, "metadata must be a JSON object"));
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            "metadata must be a JSON object",
+        ));
     };
     if map.len() > limits.max_metadata_keys {
         return Err(invalid(
             ErrorCode::MetadataTooLarge,
-            format!("metadata has {} keys; the limit is {}", map.len(), limits.max_metadata_keys),
+            format!(
+                "metadata has {} keys; the limit is {}",
+                map.len(),
+                limits.max_metadata_keys
+            ),
         ));
     }
     let text = m.to_string();
     if text.len() > limits.max_metadata_bytes {
         return Err(invalid(
             ErrorCode::MetadataTooLarge,
-            format!("metadata is {} bytes; the limit is {}", text.len(), limits.max_metadata_bytes),
+            format!(
+                "metadata is {} bytes; the limit is {}",
+                text.len(),
+                limits.max_metadata_bytes
+            ),
         ));
     }
     // jsonb rejects \u0000 in strings and keys.
     if text.contains("\\u0000") {
-        return Err(invalid(ErrorCode::InvalidField, "metadata must not contain NUL characters"));
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            "metadata must not contain NUL characters",
+        ));
     }
     Ok(())
 }
 
 /// Trims, drops duplicates (keeping order) and checks each tag.
-pub fn normalize_tags(tags: &[String], limits: &Limits, code: ErrorCode) -> Result<Vec<String>, ApiError> {
+pub fn normalize_tags(
+    tags: &[String],
+    limits: &Limits,
+    code: ErrorCode,
+) -> Result<Vec<String>, ApiError> {
     if tags.len() > limits.max_tags {
-        return Err(invalid(code, format!("at most {} tags are allowed", limits.max_tags)));
+        return Err(invalid(
+            code,
+            format!("at most {} tags are allowed", limits.max_tags),
+        ));
     }
     let mut out: Vec<String> = Vec::with_capacity(tags.len());
     for t in tags {
@@ -192,7 +228,10 @@ pub fn normalize_tags(tags: &[String], limits: &Limits, code: ErrorCode) -> Resu
         if t.is_empty() || t.len() > limits.max_tag_bytes || has_nul(t) {
             return Err(invalid(
                 code,
-                format!("each tag must be 1..={} bytes without NUL characters", limits.max_tag_bytes),
+                format!(
+                    "each tag must be 1..={} bytes without NUL characters",
+                    limits.max_tag_bytes
+                ),
             ));
         }
         if !out.iter().any(|o| o == t) {
@@ -203,10 +242,17 @@ pub fn normalize_tags(tags: &[String], limits: &Limits, code: ErrorCode) -> Resu
 }
 
 fn validate_expiry(s: &str, now_ms: i64) -> Result<String, ApiError> {
-    let (ms, canonical) = parse_timestamp(s)
-        .ok_or_else(|| invalid(ErrorCode::InvalidField, "expires_at must be an RFC 3339 timestamp"))?;
+    let (ms, canonical) = parse_timestamp(s).ok_or_else(|| {
+        invalid(
+            ErrorCode::InvalidField,
+            "expires_at must be an RFC 3339 timestamp",
+        )
+    })?;
     if ms <= now_ms {
-        return Err(invalid(ErrorCode::InvalidField, "expires_at must be in the future"));
+        return Err(invalid(
+            ErrorCode::InvalidField,
+            "expires_at must be in the future",
+        ));
     }
     Ok(canonical)
 }
@@ -218,11 +264,19 @@ pub fn build_filters(f: &FilterBody, limits: &Limits) -> Result<Filters, ApiErro
         Some(m @ Value::Object(_)) => {
             let text = m.to_string();
             if text.len() > limits.max_metadata_bytes || text.contains("\\u0000") {
-                return Err(invalid(ErrorCode::InvalidFilter, "filters.metadata is too large or contains NUL"));
+                return Err(invalid(
+                    ErrorCode::InvalidFilter,
+                    "filters.metadata is too large or contains NUL",
+                ));
             }
             Some(text)
         }
-        Some(_) => return Err(invalid(ErrorCode::InvalidFilter, "filters.metadata must be a JSON object")),
+        Some(_) => {
+            return Err(invalid(
+                ErrorCode::InvalidFilter,
+                "filters.metadata must be a JSON object",
+            ));
+        }
     };
     let tags = match &f.tags {
         None => None,
@@ -231,19 +285,31 @@ pub fn build_filters(f: &FilterBody, limits: &Limits) -> Result<Filters, ApiErro
     let ts = |v: &Option<String>, name: &str| -> Result<Option<(i64, String)>, ApiError> {
         v.as_deref()
             .map(|s| {
-                parse_timestamp(s)
-                    .ok_or_else(|| invalid(ErrorCode::InvalidFilter, format!("{name} must be an RFC 3339 timestamp")))
+                parse_timestamp(s).ok_or_else(|| {
+                    invalid(
+                        ErrorCode::InvalidFilter,
+                        format!("{name} must be an RFC 3339 timestamp"),
+                    )
+                })
             })
             .transpose()
     };
     let after = ts(&f.created_after, "created_after")?;
     let before = ts(&f.created_before, "created_before")?;
-    if let (Some(a), Some(b)) = (&after, &before) {
-        if a.0 >= b.0 {
-            return Err(invalid(ErrorCode::InvalidFilter, "created_after must be before created_before"));
-        }
+    if let (Some(a), Some(b)) = (&after, &before)
+        && a.0 >= b.0
+    {
+        return Err(invalid(
+            ErrorCode::InvalidFilter,
+            "created_after must be before created_before",
+        ));
     }
-    Ok(Filters { metadata, tags, created_after: after.map(|a| a.1), created_before: before.map(|b| b.1) })
+    Ok(Filters {
+        metadata,
+        tags,
+        created_after: after.map(|a| a.1),
+        created_before: before.map(|b| b.1),
+    })
 }
 
 /// A validated ingest item, ready to insert.
@@ -259,14 +325,31 @@ fn prepare(req: IngestRequest, limits: &Limits, now_ms: i64) -> Result<Prepared,
     validate_content(&req.content, limits, "content")?;
     let metadata = req.metadata.unwrap_or_else(|| Value::Object(Map::new()));
     validate_metadata(&metadata, limits)?;
-    let tags = normalize_tags(req.tags.as_deref().unwrap_or(&[]), limits, ErrorCode::InvalidField)?;
-    let expires_at = req.expires_at.as_deref().map(|s| validate_expiry(s, now_ms)).transpose()?;
-    Ok(Prepared { hash: content_hash(&req.content), content: req.content, metadata, tags, expires_at })
+    let tags = normalize_tags(
+        req.tags.as_deref().unwrap_or(&[]),
+        limits,
+        ErrorCode::InvalidField,
+    )?;
+    let expires_at = req
+        .expires_at
+        .as_deref()
+        .map(|s| validate_expiry(s, now_ms))
+        .transpose()?;
+    Ok(Prepared {
+        hash: content_hash(&req.content),
+        content: req.content,
+        metadata,
+        tags,
+        expires_at,
+    })
 }
 
 fn duplicate(existing_id: Option<&str>) -> ApiError {
-    ApiError::new(ErrorCode::DuplicateMemory, "a memory with the same content already exists")
-        .with_extra(json!({ "existing_id": existing_id }))
+    ApiError::new(
+        ErrorCode::DuplicateMemory,
+        "a memory with the same content already exists",
+    )
+    .with_extra(json!({ "existing_id": existing_id }))
 }
 
 pub struct MemoryService<'a> {
@@ -276,11 +359,16 @@ pub struct MemoryService<'a> {
 
 impl<'a> MemoryService<'a> {
     pub fn new(ctx: &'a Ctx<'a>, user: Uuid) -> Self {
-        Self { ctx, user: user.to_string() }
+        Self {
+            ctx,
+            user: user.to_string(),
+        }
     }
 
     fn repo(&self) -> Memories<'a> {
-        Memories { sql: self.ctx.p.sql }
+        Memories {
+            sql: self.ctx.p.sql,
+        }
     }
 
     fn now(&self) -> String {
@@ -288,7 +376,11 @@ impl<'a> MemoryService<'a> {
     }
 
     fn embedder(&self) -> Embedder<'a> {
-        Embedder { http: self.ctx.p.http, kv: self.ctx.p.kv, cfg: self.ctx.cfg }
+        Embedder {
+            http: self.ctx.p.http,
+            kv: self.ctx.p.kv,
+            cfg: self.ctx.cfg,
+        }
     }
 
     /// Embeds texts; on failure logs why and returns None (callers store
@@ -308,18 +400,17 @@ impl<'a> MemoryService<'a> {
 
     /// Ingests items (already parsed or failed individually), embedding all
     /// new contents in one call. Items keep their positions in the result.
-    pub async fn ingest_many(&self, items: Vec<Result<IngestRequest, ApiError>>) -> Result<Vec<IngestOutcome>, ApiError> {
+    pub async fn ingest_many(
+        &self,
+        items: Vec<Result<IngestRequest, ApiError>>,
+    ) -> Result<Vec<IngestOutcome>, ApiError> {
         let limits = &self.ctx.cfg.limits;
         let mut outcomes: Vec<Option<IngestOutcome>> = Vec::with_capacity(items.len());
         let mut prepared: Vec<(usize, Prepared)> = Vec::new();
         for (i, item) in items.into_iter().enumerate() {
             match item.and_then(|r| prepare(r, limits, self.ctx.now_ms)) {
-                Ok(p) if prepared.iter().any(|(_, q)| q.hash == p.hash) => {
-                    // Same content twice in one batch: the first is stored,
-                    // the second is a duplicate of it (resolved below).
-                    outcomes.push(None);
-                    prepared.push((i, p));
-                }
+                // Same content twice in one batch: the first is stored, the
+                // others are duplicates of it (resolved below).
                 Ok(p) => {
                     outcomes.push(None);
                     prepared.push((i, p));
@@ -333,9 +424,14 @@ impl<'a> MemoryService<'a> {
                 first_of_hash.push((*i, p));
             }
         }
-        let texts: Vec<&str> = first_of_hash.iter().map(|(_, p)| p.content.as_str()).collect();
+        let texts: Vec<&str> = first_of_hash
+            .iter()
+            .map(|(_, p)| p.content.as_str())
+            .collect();
         let vectors = self.try_embed(&texts).await;
-        let model = vectors.as_ref().map(|_| self.ctx.cfg.embedding_model.clone());
+        let model = vectors
+            .as_ref()
+            .map(|_| self.ctx.cfg.embedding_model.clone());
         let rows: Vec<NewMemory> = first_of_hash
             .iter()
             .enumerate()
@@ -345,13 +441,20 @@ impl<'a> MemoryService<'a> {
                 content_hash: p.hash.clone(),
                 metadata: p.metadata.clone(),
                 tags: p.tags.clone(),
-                embedding: vectors.as_ref().and_then(|v| v.get(k)).map(|v| to_pgvector(v)),
+                embedding: vectors
+                    .as_ref()
+                    .and_then(|v| v.get(k))
+                    .map(|v| to_pgvector(v)),
                 embedding_model: model.clone(),
                 expires_at: p.expires_at.clone(),
             })
             .collect();
         let now = self.now();
-        let inserted = if rows.is_empty() { Vec::new() } else { self.repo().insert_many(&self.user, &now, &rows).await? };
+        let inserted = if rows.is_empty() {
+            Vec::new()
+        } else {
+            self.repo().insert_many(&self.user, &now, &rows).await?
+        };
 
         let mut missing: Vec<&str> = prepared
             .iter()
@@ -362,7 +465,9 @@ impl<'a> MemoryService<'a> {
         let existing = if missing.is_empty() {
             Vec::new()
         } else {
-            self.repo().find_by_hashes(&self.user, &now, &missing).await?
+            self.repo()
+                .find_by_hashes(&self.user, &now, &missing)
+                .await?
         };
 
         let mut claimed: Vec<&str> = Vec::new();
@@ -370,15 +475,27 @@ impl<'a> MemoryService<'a> {
             let outcome = match inserted.iter().find(|r| r.content_hash == p.hash) {
                 Some(row) if !claimed.contains(&p.hash.as_str()) => {
                     claimed.push(p.hash.as_str());
-                    let status = if row.embedding_status == "ready" { 201 } else { 202 };
+                    let status = if row.embedding_status == "ready" {
+                        201
+                    } else {
+                        202
+                    };
                     Ok((status, row.clone()))
                 }
                 Some(row) => Err(duplicate(Some(&row.id))),
-                None => Err(duplicate(existing.iter().find(|(h, _)| *h == p.hash).map(|(_, id)| id.as_str()))),
+                None => Err(duplicate(
+                    existing
+                        .iter()
+                        .find(|(h, _)| *h == p.hash)
+                        .map(|(_, id)| id.as_str()),
+                )),
             };
             outcomes[*i] = Some(outcome);
         }
-        Ok(outcomes.into_iter().map(|o| o.unwrap_or_else(|| Err(ApiError::internal("ingest item lost")))).collect())
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(ApiError::internal("ingest item lost"))))
+            .collect())
     }
 
     pub async fn retrieve(&self, req: RetrieveRequest) -> Result<Value, ApiError> {
@@ -390,19 +507,35 @@ impl<'a> MemoryService<'a> {
         if query.len() > limits.max_query_bytes || has_nul(query) {
             return Err(invalid(
                 ErrorCode::InvalidField,
-                format!("query must be at most {} bytes without NUL characters", limits.max_query_bytes),
+                format!(
+                    "query must be at most {} bytes without NUL characters",
+                    limits.max_query_bytes
+                ),
             ));
         }
-        let limit = req.limit.map(|l| l as usize).unwrap_or(DEFAULT_RETRIEVE_LIMIT);
+        let limit = req
+            .limit
+            .map(|l| l as usize)
+            .unwrap_or(DEFAULT_RETRIEVE_LIMIT);
         if !(1..=limits.max_page).contains(&limit) {
-            return Err(invalid(ErrorCode::InvalidField, format!("limit must be between 1 and {}", limits.max_page)));
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                format!("limit must be between 1 and {}", limits.max_page),
+            ));
         }
         let offset = req.offset.unwrap_or(0) as usize;
         if offset > limits.max_offset {
-            return Err(invalid(ErrorCode::InvalidField, format!("offset must be at most {}", limits.max_offset)));
+            return Err(invalid(
+                ErrorCode::InvalidField,
+                format!("offset must be at most {}", limits.max_offset),
+            ));
         }
         let filters = build_filters(&req.filters.unwrap_or_default(), limits)?;
-        let vector = self.try_embed(&[query]).await.and_then(|mut v| v.pop()).map(|v| to_pgvector(&v));
+        let vector = self
+            .try_embed(&[query])
+            .await
+            .and_then(|mut v| v.pop())
+            .map(|v| to_pgvector(&v));
         let mode = if vector.is_some() { "hybrid" } else { "text" };
         // Each branch must reach past the requested page for fusion to be
         // stable across pages; a floor keeps fusion meaningful on page one.
@@ -410,7 +543,17 @@ impl<'a> MemoryService<'a> {
         let now = self.now();
         let hits: Vec<Hit> = self
             .repo()
-            .retrieve(&self.user, &now, &filters, vector, &self.ctx.cfg.embedding_model, query, candidates, limit, offset)
+            .retrieve(
+                &self.user,
+                &now,
+                &filters,
+                vector,
+                &self.ctx.cfg.embedding_model,
+                query,
+                candidates,
+                limit,
+                offset,
+            )
             .await?;
         let ids: Vec<&str> = hits.iter().map(|h| h.memory.id.as_str()).collect();
         if let Err(e) = self.repo().touch(&self.user, &now, &ids).await {
@@ -447,7 +590,11 @@ impl<'a> MemoryService<'a> {
 
     pub async fn patch(&self, id: &Uuid, req: PatchRequest) -> Result<(u16, MemoryRow), ApiError> {
         let limits = &self.ctx.cfg.limits;
-        if req.content.is_none() && req.metadata.is_none() && req.tags.is_none() && req.expires_at == Patch::Absent {
+        if req.content.is_none()
+            && req.metadata.is_none()
+            && req.tags.is_none()
+            && req.expires_at == Patch::Absent
+        {
             return Err(invalid(
                 ErrorCode::InvalidField,
                 "nothing to update: send content, metadata, tags or expires_at",
@@ -456,7 +603,11 @@ impl<'a> MemoryService<'a> {
         if let Some(c) = &req.content {
             validate_content(c, limits, "content")?;
         }
-        let tags = req.tags.as_deref().map(|t| normalize_tags(t, limits, ErrorCode::InvalidField)).transpose()?;
+        let tags = req
+            .tags
+            .as_deref()
+            .map(|t| normalize_tags(t, limits, ErrorCode::InvalidField))
+            .transpose()?;
         let expires_at = match &req.expires_at {
             Patch::Absent => None,
             Patch::Null => Some(None),
@@ -471,7 +622,12 @@ impl<'a> MemoryService<'a> {
                 merge_patch(&mut merged, m);
                 merged
             }
-            (Some(_), _) => return Err(invalid(ErrorCode::InvalidField, "metadata must be a JSON object")),
+            (Some(_), _) => {
+                return Err(invalid(
+                    ErrorCode::InvalidField,
+                    "metadata must be a JSON object",
+                ));
+            }
         };
         validate_metadata(&metadata, limits)?;
         let content = req.content.unwrap_or_else(|| current.content.clone());
@@ -480,7 +636,10 @@ impl<'a> MemoryService<'a> {
             (None, None)
         } else {
             match self.try_embed(&[&content]).await.and_then(|mut v| v.pop()) {
-                Some(v) => (Some(to_pgvector(&v)), Some(self.ctx.cfg.embedding_model.clone())),
+                Some(v) => (
+                    Some(to_pgvector(&v)),
+                    Some(self.ctx.cfg.embedding_model.clone()),
+                ),
                 None => (None, None),
             }
         };
@@ -495,17 +654,31 @@ impl<'a> MemoryService<'a> {
             expected_updated_at: current.updated_at.clone(),
         };
         let now = self.now();
-        match self.repo().update(&self.user, &now, &id.to_string(), &update).await {
+        match self
+            .repo()
+            .update(&self.user, &now, &id.to_string(), &update)
+            .await
+        {
             Ok(Some(row)) => {
-                let status = if row.embedding_status == "pending" && hash != current.content_hash { 202 } else { 200 };
+                let status = if row.embedding_status == "pending" && hash != current.content_hash {
+                    202
+                } else {
+                    200
+                };
                 Ok((status, row))
             }
             Ok(None) => match self.repo().get(&self.user, &now, &id.to_string()).await? {
                 None => Err(invalid(ErrorCode::MemoryNotFound, "no such memory")),
-                Some(_) => Err(invalid(ErrorCode::EditConflict, "the memory changed while it was being updated; retry")),
+                Some(_) => Err(invalid(
+                    ErrorCode::EditConflict,
+                    "the memory changed while it was being updated; retry",
+                )),
             },
             Err(e) if e.kind == PortErrorKind::UniqueViolation => {
-                let existing = self.repo().find_by_hashes(&self.user, &now, &[hash.as_str()]).await?;
+                let existing = self
+                    .repo()
+                    .find_by_hashes(&self.user, &now, &[hash.as_str()])
+                    .await?;
                 Err(duplicate(existing.first().map(|(_, id)| id.as_str())))
             }
             Err(e) => Err(e.into()),
@@ -520,10 +693,19 @@ impl<'a> MemoryService<'a> {
         limit: usize,
     ) -> Result<(Vec<MemoryRow>, Option<String>), ApiError> {
         let after = cursor.map(|c| (c.created_at.as_str(), c.id.as_str()));
-        let mut rows = self.repo().list(&self.user, &self.now(), filters, after, limit + 1).await?;
+        let mut rows = self
+            .repo()
+            .list(&self.user, &self.now(), filters, after, limit + 1)
+            .await?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|r| Cursor { created_at: r.created_at.clone(), id: r.id.clone() }.encode())
+            rows.last().map(|r| {
+                Cursor {
+                    created_at: r.created_at.clone(),
+                    id: r.id.clone(),
+                }
+                .encode()
+            })
         } else {
             None
         };
@@ -531,7 +713,10 @@ impl<'a> MemoryService<'a> {
     }
 
     pub async fn delete_matching(&self, filters: &Filters) -> Result<u64, ApiError> {
-        Ok(self.repo().delete_matching(&self.user, &self.now(), filters).await?)
+        Ok(self
+            .repo()
+            .delete_matching(&self.user, &self.now(), filters)
+            .await?)
     }
 }
 
@@ -573,12 +758,22 @@ impl Cursor {
 
     pub fn decode(s: &str) -> Result<Cursor, ApiError> {
         use base64::Engine as _;
-        let bad = || invalid(ErrorCode::InvalidCursor, "the cursor is not valid; start again without it");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
+        let bad = || {
+            invalid(
+                ErrorCode::InvalidCursor,
+                "the cursor is not valid; start again without it",
+            )
+        };
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| bad())?;
         let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         let (_, canonical) = parse_timestamp(&c.created_at).ok_or_else(bad)?;
         let id = Uuid::parse_str(&c.id).map_err(|_| bad())?;
-        Ok(Cursor { created_at: canonical, id: id.to_string() })
+        Ok(Cursor {
+            created_at: canonical,
+            id: id.to_string(),
+        })
     }
 }
 
@@ -603,10 +798,19 @@ mod tests {
     fn content_rules() {
         let l = Limits::default();
         assert!(validate_content("hi", &l, "content").is_ok());
-        assert_eq!(validate_content("  ", &l, "content").unwrap_err().code, ErrorCode::InvalidField);
-        assert_eq!(validate_content("a\0b", &l, "content").unwrap_err().code, ErrorCode::InvalidField);
+        assert_eq!(
+            validate_content("  ", &l, "content").unwrap_err().code,
+            ErrorCode::InvalidField
+        );
+        assert_eq!(
+            validate_content("a\0b", &l, "content").unwrap_err().code,
+            ErrorCode::InvalidField
+        );
         let big = "x".repeat(l.max_content_bytes + 1);
-        assert_eq!(validate_content(&big, &l, "content").unwrap_err().code, ErrorCode::ContentTooLarge);
+        assert_eq!(
+            validate_content(&big, &l, "content").unwrap_err().code,
+            ErrorCode::ContentTooLarge
+        );
         assert!(validate_content(&big[1..], &l, "content").is_ok());
     }
 
@@ -614,18 +818,39 @@ mod tests {
     fn metadata_rules() {
         let l = Limits::default();
         assert!(validate_metadata(&json!({"a": 1}), &l).is_ok());
-        assert_eq!(validate_metadata(&json!([1]), &l).unwrap_err().code, ErrorCode::InvalidField);
+        assert_eq!(
+            validate_metadata(&json!([1]), &l).unwrap_err().code,
+            ErrorCode::InvalidField
+        );
         let many: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!(1))).collect();
-        assert_eq!(validate_metadata(&Value::Object(many), &l).unwrap_err().code, ErrorCode::MetadataTooLarge);
+        assert_eq!(
+            validate_metadata(&Value::Object(many), &l)
+                .unwrap_err()
+                .code,
+            ErrorCode::MetadataTooLarge
+        );
         let big = json!({"k": "x".repeat(l.max_metadata_bytes)});
-        assert_eq!(validate_metadata(&big, &l).unwrap_err().code, ErrorCode::MetadataTooLarge);
-        assert_eq!(validate_metadata(&json!({"k": "a\u{0}"}), &l).unwrap_err().code, ErrorCode::InvalidField);
+        assert_eq!(
+            validate_metadata(&big, &l).unwrap_err().code,
+            ErrorCode::MetadataTooLarge
+        );
+        assert_eq!(
+            validate_metadata(&json!({"k": "a\u{0}"}), &l)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidField
+        );
     }
 
     #[test]
     fn tags_are_trimmed_and_deduplicated() {
         let l = Limits::default();
-        let t = normalize_tags(&[" a".into(), "b".into(), "a".into()], &l, ErrorCode::InvalidField).unwrap();
+        let t = normalize_tags(
+            &[" a".into(), "b".into(), "a".into()],
+            &l,
+            ErrorCode::InvalidField,
+        )
+        .unwrap();
         assert_eq!(t, vec!["a", "b"]);
         assert!(normalize_tags(&["".into()], &l, ErrorCode::InvalidField).is_err());
     }
@@ -642,10 +867,26 @@ mod tests {
 
     #[test]
     fn cursor_round_trip_and_rejections() {
-        let c = Cursor { created_at: "2026-01-01T00:00:00.123456Z".into(), id: Uuid::nil().to_string() };
+        let c = Cursor {
+            created_at: "2026-01-01T00:00:00.123456Z".into(),
+            id: Uuid::nil().to_string(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "!!", "e30", &Cursor { created_at: "x".into(), id: c.id.clone() }.encode()] {
-            assert_eq!(Cursor::decode(bad).unwrap_err().code, ErrorCode::InvalidCursor, "{bad}");
+        for bad in [
+            "",
+            "!!",
+            "e30",
+            &Cursor {
+                created_at: "x".into(),
+                id: c.id.clone(),
+            }
+            .encode(),
+        ] {
+            assert_eq!(
+                Cursor::decode(bad).unwrap_err().code,
+                ErrorCode::InvalidCursor,
+                "{bad}"
+            );
         }
     }
 
@@ -661,15 +902,30 @@ mod tests {
         let b = build_filters(&f, &l).unwrap();
         assert_eq!(b.metadata.as_deref(), Some(r#"{"k":1}"#));
         assert_eq!(b.tags.as_deref(), Some(r#"["a"]"#));
-        let bad = FilterBody { metadata: Some(json!("x")), ..Default::default() };
-        assert_eq!(build_filters(&bad, &l).unwrap_err().code, ErrorCode::InvalidFilter);
-        let bad = FilterBody { created_before: Some("nope".into()), ..Default::default() };
-        assert_eq!(build_filters(&bad, &l).unwrap_err().code, ErrorCode::InvalidFilter);
+        let bad = FilterBody {
+            metadata: Some(json!("x")),
+            ..Default::default()
+        };
+        assert_eq!(
+            build_filters(&bad, &l).unwrap_err().code,
+            ErrorCode::InvalidFilter
+        );
+        let bad = FilterBody {
+            created_before: Some("nope".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            build_filters(&bad, &l).unwrap_err().code,
+            ErrorCode::InvalidFilter
+        );
         let bad = FilterBody {
             created_after: Some("2026-01-02T00:00:00Z".into()),
             created_before: Some("2026-01-01T00:00:00Z".into()),
             ..Default::default()
         };
-        assert_eq!(build_filters(&bad, &l).unwrap_err().code, ErrorCode::InvalidFilter);
+        assert_eq!(
+            build_filters(&bad, &l).unwrap_err().code,
+            ErrorCode::InvalidFilter
+        );
     }
 }

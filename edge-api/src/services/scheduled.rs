@@ -47,14 +47,27 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
     let cfg = ctx.cfg;
     let now = rfc3339(ctx.now_ms);
     let repo = Memories { sql: ctx.p.sql };
-    let embedder = Embedder { http: ctx.p.http, kv: ctx.p.kv, cfg };
-    let mut report = JobReport { cron: cron.to_string(), started_at: now.clone(), ..Default::default() };
+    let embedder = Embedder {
+        http: ctx.p.http,
+        kv: ctx.p.kv,
+        cfg,
+    };
+    let mut report = JobReport {
+        cron: cron.to_string(),
+        started_at: now.clone(),
+        ..Default::default()
+    };
 
-    match repo.mark_stale_model(&now, &cfg.embedding_model, STALE_BATCH).await {
+    match repo
+        .mark_stale_model(&now, &cfg.embedding_model, STALE_BATCH)
+        .await
+    {
         Ok(n) => report.requeued_stale = n,
         Err(e) => {
             ctx.log(&format!("scheduled: re-queue stale failed: {e}"));
-            report.errors.push("re-queue of stale embeddings failed".into());
+            report
+                .errors
+                .push("re-queue of stale embeddings failed".into());
         }
     }
 
@@ -76,8 +89,11 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
         let texts: Vec<&str> = claimed.iter().map(|c| c.content.as_str()).collect();
         match embedder.embed(&texts).await {
             Ok(vectors) => {
-                let items: Vec<(&Claimed, String)> =
-                    claimed.iter().zip(vectors.iter()).map(|(c, v)| (c, to_pgvector(v))).collect();
+                let items: Vec<(&Claimed, String)> = claimed
+                    .iter()
+                    .zip(vectors.iter())
+                    .map(|(c, v)| (c, to_pgvector(v)))
+                    .collect();
                 match repo.store_embeddings(&cfg.embedding_model, &items).await {
                     Ok(n) => report.embedded += n,
                     Err(e) => {
@@ -90,10 +106,18 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
             }
             Err(e) => {
                 ctx.log(&format!("scheduled: {e}"));
-                report.errors.push("embedding pool unavailable or answered badly".into());
+                report
+                    .errors
+                    .push("embedding pool unavailable or answered badly".into());
                 let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
                 match repo
-                    .record_failures(&now, &ids, cfg.embed_max_attempts, BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS)
+                    .record_failures(
+                        &now,
+                        &ids,
+                        cfg.embed_max_attempts,
+                        BACKOFF_BASE_SECONDS,
+                        BACKOFF_CAP_SECONDS,
+                    )
                     .await
                 {
                     Ok((retry, failed)) => {
@@ -102,7 +126,9 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
                     }
                     Err(e) => {
                         ctx.log(&format!("scheduled: recording failures failed: {e}"));
-                        report.errors.push("recording embedding failures failed".into());
+                        report
+                            .errors
+                            .push("recording embedding failures failed".into());
                     }
                 }
                 // The pool is down: more rounds would only burn attempts.

@@ -30,8 +30,9 @@ pub const MODEL: &str = "all-MiniLM-L6-v2";
 pub const DIM: usize = 384;
 
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://memshadow_app:memshadow_app@127.0.0.1:54329/memshadow".into())
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://memshadow_app:memshadow_app@127.0.0.1:54329/memshadow".into()
+    })
 }
 
 pub fn admin_url() -> String {
@@ -45,10 +46,17 @@ fn ensure_migrated() {
     static DONE: OnceLock<Result<(), String>> = OnceLock::new();
     let r = DONE.get_or_init(|| {
         std::thread::spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
             rt.block_on(async {
-                let mut c = native::connect_client(&admin_url()).await.map_err(|e| e.to_string())?;
-                edge_api::platform::migrate::migrate(&mut c, "memshadow_app").await.map(|_| ())
+                let mut c = native::connect_client(&admin_url())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                edge_api::platform::migrate::migrate(&mut c, "memshadow_app")
+                    .await
+                    .map(|_| ())
             })
         })
         .join()
@@ -95,13 +103,21 @@ pub struct FakeEmbedder {
 
 impl FakeEmbedder {
     pub fn new() -> Self {
-        Self { mode: Cell::new(EmbedMode::Up), calls: Cell::new(0), texts: Cell::new(0) }
+        Self {
+            mode: Cell::new(EmbedMode::Up),
+            calls: Cell::new(0),
+            texts: Cell::new(0),
+        }
     }
 }
 
 pub fn fake_vector(text: &str) -> Vec<f32> {
     let mut v = vec![0f32; DIM];
-    for word in text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for word in text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         let h = Sha256::digest(word.as_bytes());
         let i = (u16::from_le_bytes([h[0], h[1]]) as usize) % DIM;
         v[i] += if h[2] & 1 == 0 { 1.0 } else { -1.0 };
@@ -116,7 +132,12 @@ pub fn fake_vector(text: &str) -> Vec<f32> {
 
 #[async_trait(?Send)]
 impl HttpClient for FakeEmbedder {
-    async fn post_json(&self, url: &str, body: Vec<u8>, _timeout_ms: u64) -> Result<HttpReply, PortError> {
+    async fn post_json(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        _timeout_ms: u64,
+    ) -> Result<HttpReply, PortError> {
         self.calls.set(self.calls.get() + 1);
         assert!(url.ends_with("/v1/embeddings"), "unexpected URL {url}");
         let mode = self.mode.get();
@@ -138,16 +159,26 @@ impl HttpClient for FakeEmbedder {
                 json!({"object": "embedding", "index": i, "embedding": v})
             })
             .collect();
-        let model = if mode == EmbedMode::WrongModel { "other-model" } else { MODEL };
+        let model = if mode == EmbedMode::WrongModel {
+            "other-model"
+        } else {
+            MODEL
+        };
         let out = json!({"object": "list", "data": data, "model": model});
-        Ok(HttpReply { status: 200, body: serde_json::to_vec(&out).expect("json") })
+        Ok(HttpReply {
+            status: 200,
+            body: serde_json::to_vec(&out).expect("json"),
+        })
     }
 
     async fn get(&self, url: &str, _timeout_ms: u64) -> Result<HttpReply, PortError> {
         assert!(url.ends_with("/health"), "unexpected URL {url}");
         match self.mode.get() {
             EmbedMode::Down => Err(PortError::unavailable("fake pool is down")),
-            _ => Ok(HttpReply { status: 200, body: b"{\"status\":\"ok\"}".to_vec() }),
+            _ => Ok(HttpReply {
+                status: 200,
+                body: b"{\"status\":\"ok\"}".to_vec(),
+            }),
         }
     }
 }
@@ -170,7 +201,10 @@ pub fn test_key() -> SigningKey {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
 }
 
 impl Harness {
@@ -189,7 +223,10 @@ impl Harness {
             _ => None,
         };
         let mut cfg = Config::from_lookup(lookup).expect("test config");
-        cfg.jwt_keys = vec![JwtKey { kid: "test-1".into(), key: *key.verifying_key() }];
+        cfg.jwt_keys = vec![JwtKey {
+            kid: "test-1".into(),
+            key: *key.verifying_key(),
+        }];
         Harness {
             sql,
             kv: MemoryKv::new(),
@@ -201,7 +238,12 @@ impl Harness {
     }
 
     pub fn platform(&self) -> Platform<'_> {
-        Platform { sql: &self.sql, kv: &self.kv, http: &self.embedder, clock: &self.clock }
+        Platform {
+            sql: &self.sql,
+            kv: &self.kv,
+            http: &self.embedder,
+            clock: &self.clock,
+        }
     }
 
     pub fn advance(&self, ms: i64) {
@@ -216,7 +258,10 @@ impl Harness {
 
     /// A valid token for `user`, issued now by the harness clock.
     pub fn token(&self, user: Uuid) -> String {
-        self.token_with(json!({"sub": user.to_string(), "iss": "memshadow", "aud": "memshadow-api"}), 600)
+        self.token_with(
+            json!({"sub": user.to_string(), "iss": "memshadow", "aud": "memshadow-api"}),
+            600,
+        )
     }
 
     pub fn token_with(&self, custom: Value, ttl_s: i64) -> String {
@@ -224,7 +269,9 @@ impl Harness {
         let mut claims = Claims::new(custom);
         claims.issued_at = Some(now);
         claims.expiration = Some(now + chrono::Duration::seconds(ttl_s));
-        Es256.token(&Header::empty().with_key_id("test-1"), &claims, &self.key).expect("sign")
+        Es256
+            .token(&Header::empty().with_key_id("test-1"), &claims, &self.key)
+            .expect("sign")
     }
 
     pub async fn raw(&self, req: Request) -> Response {
@@ -232,8 +279,21 @@ impl Harness {
     }
 
     /// Sends a JSON request as `user` (None = no Authorization header).
-    pub async fn call(&self, method: &str, path_and_query: &str, user: Option<Uuid>, body: Option<Value>) -> (u16, Value) {
-        let res = self.send(method, path_and_query, user, body.map(|b| serde_json::to_vec(&b).expect("json"))).await;
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        user: Option<Uuid>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let res = self
+            .send(
+                method,
+                path_and_query,
+                user,
+                body.map(|b| serde_json::to_vec(&b).expect("json")),
+            )
+            .await;
         let v = if res.body.is_empty() {
             Value::Null
         } else {
@@ -243,8 +303,16 @@ impl Harness {
         (res.status, v)
     }
 
-    pub async fn send(&self, method: &str, path_and_query: &str, user: Option<Uuid>, body: Option<Vec<u8>>) -> Response {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        user: Option<Uuid>,
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
         if let Some(u) = user {
             headers.push(("authorization".into(), format!("Bearer {}", self.token(u))));
@@ -258,17 +326,23 @@ impl Harness {
                 body: body.unwrap_or_default(),
             })
             .await;
-        assert!(res.header("x-request-id").is_some(), "every response carries x-request-id");
+        assert!(
+            res.header("x-request-id").is_some(),
+            "every response carries x-request-id"
+        );
         res
     }
 
     pub async fn ingest(&self, user: Uuid, body: Value) -> (u16, Value) {
-        self.call("POST", "/api/v1/memory/ingest", Some(user), Some(body)).await
+        self.call("POST", "/api/v1/memory/ingest", Some(user), Some(body))
+            .await
     }
 
     /// Removes every row of `user` (as that user: RLS scope).
     pub async fn cleanup(&self, user: Uuid) {
-        let (s, _) = self.call("DELETE", "/api/v1/memory", Some(user), None).await;
+        let (s, _) = self
+            .call("DELETE", "/api/v1/memory", Some(user), None)
+            .await;
         assert_eq!(s, 200);
     }
 }
@@ -276,8 +350,11 @@ impl Harness {
 pub fn jwks_for(key: &SigningKey, kid: &str) -> String {
     use base64::Engine as _;
     let p = key.verifying_key().to_encoded_point(false);
-    let b = |c: Option<&p256::FieldBytes>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.expect("coord"));
-    json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "x": b(p.x()), "y": b(p.y())}]}).to_string()
+    let b = |c: Option<&p256::FieldBytes>| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.expect("coord"))
+    };
+    json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "x": b(p.x()), "y": b(p.y())}]})
+        .to_string()
 }
 
 /// The error code of an error body.
