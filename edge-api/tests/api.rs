@@ -974,3 +974,63 @@ async fn misconfiguration_answers_503_everywhere() {
         assert!(!String::from_utf8_lossy(&res.body).contains("MEMSHADOW_JWT"));
     }
 }
+
+/// The dev tool's key set configures the API, and its tokens are accepted.
+#[tokio::test]
+async fn mint_token_output_is_accepted() {
+    let dir = std::env::temp_dir().join(format!("memshadow-mint-{}", random_uuid()));
+    let bin = env!("CARGO_BIN_EXE_mint-token");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .output()
+            .expect("run mint-token");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    let d = dir.to_str().expect("path");
+    run(&["generate", "--out", d]);
+    let jwks = std::fs::read_to_string(dir.join("jwks.json")).expect("jwks.json");
+    assert_eq!(run(&["jwks", "--keys", d]), jwks);
+    let u = random_uuid();
+    let token = run(&["token", "--keys", d, "--sub", &u.to_string()]);
+
+    let mut h = Harness::new().await;
+    h.cfg = edge_api::config::Config::from_lookup(|k| {
+        (k == "MEMSHADOW_JWT_PUBLIC_KEYS").then(|| jwks.clone())
+    })
+    .expect("config from the dev JWKS");
+    let res = h
+        .raw(Request {
+            method: "GET".into(),
+            path: "/api/v1/memory".into(),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(res.status, 200, "{}", String::from_utf8_lossy(&res.body));
+    // A regenerated key changes the kid: old tokens are refused as unknown_key.
+    run(&["generate", "--out", d, "--force"]);
+    let jwks2 = std::fs::read_to_string(dir.join("jwks.json")).expect("jwks.json");
+    h.cfg = edge_api::config::Config::from_lookup(|k| {
+        (k == "MEMSHADOW_JWT_PUBLIC_KEYS").then(|| jwks2.clone())
+    })
+    .expect("config");
+    let res = h
+        .raw(Request {
+            method: "GET".into(),
+            path: "/api/v1/memory".into(),
+            headers: vec![("authorization".into(), format!("Bearer {token}"))],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(res.status, 401);
+    let _ = std::fs::remove_dir_all(&dir);
+}

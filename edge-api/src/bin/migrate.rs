@@ -24,9 +24,11 @@ async fn main() {
         }
     };
     match migrate::migrate(&mut client, &password).await {
+        Ok(r) if r.applied.is_empty() => {
+            println!("migrate: up to date ({} migrations)", r.already.len())
+        }
         Ok(r) => println!(
-            "migrate: applied {} ({}), already applied {}",
-            r.applied.len(),
+            "migrate: applied {}; {} already applied",
             r.applied.join(", "),
             r.already.len()
         ),
