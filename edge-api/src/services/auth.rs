@@ -271,6 +271,15 @@ mod tests {
         sig[5] ^= 1;
         let flipped = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(sig));
         assert_eq!(code(&flipped), Err("invalid_token"));
+        // alg=none with the signature stripped.
+        let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k7"}"#);
+        assert_eq!(code(&format!("{none}.{}.", parts[1])), Err("invalid_token"));
+        // HS256 header over the same claims (algorithm confusion).
+        let hs = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","kid":"k7"}"#);
+        assert_eq!(
+            code(&format!("{hs}.{}.{}", parts[1], parts[2])),
+            Err("invalid_token")
+        );
         // Signed by key 11 but claiming key 7.
         assert_eq!(
             code(&sign(&key(11), Some("k7"), &claims())),
