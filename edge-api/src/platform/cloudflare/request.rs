@@ -37,17 +37,18 @@ pub async fn to_core(
     })
 }
 
+/// Keeps the first `cap` bytes and reads the rest without keeping it.
+/// Draining instead of cancelling the stream matters under `wrangler dev`:
+/// its proxy in front of workerd stalls the next request on a connection
+/// whose upload was cancelled mid-body. Memory stays bounded by `cap`;
+/// Cloudflare bounds the upload itself (100 MB and up, by plan).
 async fn read_capped(req: &mut worker::Request, cap: usize) -> worker::Result<Vec<u8>> {
     let mut stream = req.stream()?;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
-        let room = cap - body.len();
-        if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
-            break;
-        }
-        body.extend_from_slice(&chunk);
+        let room = cap.saturating_sub(body.len());
+        body.extend(chunk.iter().take(room));
     }
     Ok(body)
 }
