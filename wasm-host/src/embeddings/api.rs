@@ -1,0 +1,431 @@
+//! HTTP API: OpenAI-compatible `POST /v1/embeddings`, `GET /health`,
+//! `GET /metrics`.
+//!
+//! Input is validated by hand from a `serde_json::Value` rather than by a
+//! derived struct, so that each kind of bad input maps to its own stable code
+//! (syntax → invalid_json, shape → invalid_input, limits → 413 codes).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::batcher::{Batcher, JobError};
+use super::error::{ApiError, Code};
+use super::fallback::Fallbacks;
+use super::metrics::{Gauges, Metrics};
+use super::model::ModelInfo;
+use super::pool::Pool;
+
+/// Request limits (from configuration).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_inputs: usize,
+    pub max_chars: usize,
+    pub max_body_bytes: usize,
+    pub retry_after_s: u64,
+}
+
+pub struct AppState {
+    pub batcher: Batcher,
+    pub pool: Arc<Pool>,
+    pub fallbacks: Arc<Fallbacks>,
+    pub metrics: Arc<Metrics>,
+    pub model: ModelInfo,
+    pub limits: Limits,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/embeddings",
+            post(embeddings).route_layer(middleware::from_fn_with_state(state.clone(), track)),
+        )
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(Code::NotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(Code::MethodNotAllowed, "method not allowed on this route")
+        })
+        .with_state(state)
+}
+
+/// Counts responses by status and code, observes latency, logs failures.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = started.elapsed();
+    state.metrics.request_seconds.observe_duration(elapsed);
+    let status = resp.status();
+    let code = resp.extensions().get::<Code>().map_or("ok", |c| c.as_str());
+    state.metrics.responses.inc(&[status.as_str(), code]);
+    if status.is_server_error() {
+        tracing::warn!(%status, code, ms = elapsed.as_millis() as u64, "embeddings request failed");
+    } else {
+        tracing::debug!(%status, code, ms = elapsed.as_millis() as u64, "embeddings request");
+    }
+    resp
+}
+
+fn invalid(msg: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidInput, msg)
+}
+
+/// Parsed and validated request.
+#[derive(Debug)]
+pub struct EmbeddingsRequest {
+    pub texts: Vec<String>,
+}
+
+/// Validates a request body against the limits and the served model.
+pub fn parse_request(
+    body: &[u8],
+    limits: &Limits,
+    model: &ModelInfo,
+) -> Result<EmbeddingsRequest, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            Code::InvalidUtf8,
+            format!("body is not valid UTF-8 (byte {})", e.valid_up_to()),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("body is not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(invalid("body must be a JSON object"));
+    };
+    match obj.get("model") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(m)) => {
+            if !model_matches(m, &model.id) {
+                return Err(ApiError::new(
+                    Code::UnsupportedModel,
+                    format!(
+                        "model {m:?} is not served here; this pool serves {:?}",
+                        model.id
+                    ),
+                ));
+            }
+        }
+        Some(_) => return Err(invalid("`model` must be a string")),
+    }
+    match obj.get("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" => {}
+        Some(_) => return Err(invalid("`encoding_format` must be \"float\"")),
+    }
+    match obj.get("dimensions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_u64() == Some(model.dim as u64) => {}
+        Some(_) => {
+            return Err(invalid(format!(
+                "`dimensions` must be {} for this model",
+                model.dim
+            )));
+        }
+    }
+    let texts: Vec<String> = match obj.get("input") {
+        None | Some(Value::Null) => return Err(invalid("`input` is required")),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(ApiError::new(Code::EmptyInput, "`input` is an empty array"));
+            }
+            if items.len() > limits.max_inputs {
+                return Err(ApiError::new(
+                    Code::TooManyInputs,
+                    format!(
+                        "`input` has {} texts; at most {} are allowed",
+                        items.len(),
+                        limits.max_inputs
+                    ),
+                ));
+            }
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(_) | Value::Array(_) => Err(invalid(format!(
+                        "`input[{i}]` is not a string (token arrays are not supported)"
+                    ))),
+                    _ => Err(invalid(format!("`input[{i}]` is not a string"))),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(invalid("`input` must be a string or an array of strings")),
+    };
+    for (i, t) in texts.iter().enumerate() {
+        if t.is_empty() {
+            return Err(ApiError::new(
+                Code::EmptyInput,
+                format!("`input[{i}]` is an empty string"),
+            ));
+        }
+        // Counting stops at the limit: a 2 MiB text need not be walked fully.
+        if t.chars().take(limits.max_chars + 1).count() > limits.max_chars {
+            return Err(ApiError::new(
+                Code::TextTooLong,
+                format!("`input[{i}]` has more than {} characters", limits.max_chars),
+            ));
+        }
+    }
+    Ok(EmbeddingsRequest { texts })
+}
+
+/// Accepts the full id and, for hub-style ids, the part after the last `/`.
+fn model_matches(requested: &str, served: &str) -> bool {
+    requested == served || served.rsplit('/').next() == Some(requested)
+}
+
+async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match embeddings_inner(&state, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn embeddings_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let limit = state.limits.max_body_bytes;
+    let too_large = || ApiError::new(Code::BodyTooLarge, format!("body exceeds {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = to_bytes(body, limit).await.map_err(|e| {
+        // `to_bytes` reports the limit as an error in the source chain.
+        let mut src: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = src {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            src = s.source();
+        }
+        invalid(format!("could not read the body: {e}"))
+    })?;
+    let request = parse_request(&bytes, &state.limits, &state.model)?;
+    let n = request.texts.len();
+    let embedded = match state.batcher.embed(request.texts).await {
+        Err(_) => {
+            return Err(
+                ApiError::new(Code::QueueFull, "the embedding queue is full; retry later")
+                    .retry_after(state.limits.retry_after_s),
+            );
+        }
+        Ok(Err(JobError::Closed)) => {
+            return Err(ApiError::new(Code::ShuttingDown, "the pool is stopping")
+                .retry_after(state.limits.retry_after_s));
+        }
+        Ok(Err(JobError::Trap(kind))) => {
+            return Err(ApiError::new(
+                Code::InferenceFailed,
+                format!("the embedding call failed ({kind}); other requests are unaffected"),
+            ));
+        }
+        Ok(Err(JobError::Failed(detail))) => {
+            tracing::error!(detail, "inference failed");
+            return Err(ApiError::new(
+                Code::InferenceFailed,
+                "the embedding call failed",
+            ));
+        }
+        Ok(Ok(e)) => e,
+    };
+    if embedded.vectors.len() != n {
+        tracing::error!(got = embedded.vectors.len(), n, "vector count mismatch");
+        return Err(ApiError::new(
+            Code::InferenceFailed,
+            "the embedding call failed",
+        ));
+    }
+    state.metrics.texts.fetch_add(n as u64, Ordering::Relaxed);
+    let tokens: u64 = embedded.token_counts.iter().map(|&t| t as u64).sum();
+    let data: Vec<Value> = embedded
+        .vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| json!({"object": "embedding", "embedding": v, "index": i}))
+        .collect();
+    Ok(axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": state.model.id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response())
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let now = Instant::now();
+    let fallbacks: Vec<Value> = state
+        .fallbacks
+        .nodes
+        .iter()
+        .map(|n| {
+            let healthy = n.healthy.lock().ok().and_then(|h| *h);
+            json!({
+                "url": n.label,
+                "breaker": format!("{:?}", n.breaker.state(now)).to_lowercase(),
+                "healthy": healthy,
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "status": "ok",
+        "model": state.model.id,
+        "variant": state.model.variant,
+        "dim": state.model.dim,
+        "max_tokens": state.model.max_tokens,
+        "instances": state.pool.size(),
+        "instances_busy": state.metrics.instances_busy.load(Ordering::Relaxed),
+        "queue_depth": state.metrics.queue_depth.load(Ordering::Relaxed),
+        "expected_wait_ms": duration_ms(state.batcher.expected_wait()),
+        "snapshot": {
+            "compiled_cached": state.pool.load.compiled_cached,
+            "snapshot_cached": state.pool.load.snapshot_cached,
+            "load_seconds": state.pool.load.seconds,
+        },
+        "fallbacks": fallbacks,
+    }))
+    .into_response()
+}
+
+fn duration_ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let now = Instant::now();
+    let breakers = state
+        .fallbacks
+        .nodes
+        .iter()
+        .map(|n| (n.label.as_str(), n.breaker.state(now).code()))
+        .collect();
+    let text = state.metrics.render(&Gauges {
+        instances: state.pool.size(),
+        breakers,
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelInfo {
+        ModelInfo {
+            id: "all-MiniLM-L6-v2".into(),
+            variant: "fp32".into(),
+            dim: 384,
+            max_tokens: 256,
+            staged_dir: "/nonexistent".into(),
+            model_sha256: String::new(),
+            tokenizer_sha256: String::new(),
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_inputs: 4,
+            max_chars: 10,
+            max_body_bytes: 1000,
+            retry_after_s: 1,
+        }
+    }
+
+    fn code_of(body: &[u8]) -> Code {
+        parse_request(body, &limits(), &model())
+            .expect_err("should be rejected")
+            .code
+    }
+
+    #[test]
+    fn accepts_string_and_array() {
+        let r = parse_request(br#"{"input":"hi"}"#, &limits(), &model()).expect("ok");
+        assert_eq!(r.texts, vec!["hi"]);
+        let r = parse_request(
+            br#"{"input":["a","b"],"model":"all-MiniLM-L6-v2","encoding_format":"float","dimensions":384,"user":"x"}"#,
+            &limits(),
+            &model(),
+        )
+        .expect("ok");
+        assert_eq!(r.texts, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn each_fault_has_its_code() {
+        assert_eq!(code_of(b"{\"input\": \"\xff\"}"), Code::InvalidUtf8);
+        assert_eq!(code_of(b"{\"input\":"), Code::InvalidJson);
+        assert_eq!(code_of(b"[1]"), Code::InvalidInput);
+        assert_eq!(code_of(br#"{"inputs":"x"}"#), Code::InvalidInput);
+        assert_eq!(code_of(br#"{"input":3}"#), Code::InvalidInput);
+        assert_eq!(code_of(br#"{"input":["a",3]}"#), Code::InvalidInput);
+        assert_eq!(code_of(br#"{"input":[[101,102]]}"#), Code::InvalidInput);
+        assert_eq!(code_of(br#"{"input":"a","model":7}"#), Code::InvalidInput);
+        assert_eq!(
+            code_of(br#"{"input":"a","encoding_format":"base64"}"#),
+            Code::InvalidInput
+        );
+        assert_eq!(
+            code_of(br#"{"input":"a","dimensions":128}"#),
+            Code::InvalidInput
+        );
+        assert_eq!(code_of(br#"{"input":[]}"#), Code::EmptyInput);
+        assert_eq!(code_of(br#"{"input":["a",""]}"#), Code::EmptyInput);
+        assert_eq!(
+            code_of(br#"{"input":["a","b","c","d","e"]}"#),
+            Code::TooManyInputs
+        );
+        assert_eq!(
+            code_of(r#"{"input":"ééééééééééé"}"#.as_bytes()),
+            Code::TextTooLong
+        );
+        assert_eq!(
+            code_of(br#"{"input":"a","model":"gpt"}"#),
+            Code::UnsupportedModel
+        );
+    }
+
+    #[test]
+    fn char_limit_counts_characters_not_bytes() {
+        // Ten two-byte characters: 20 bytes but exactly at the limit.
+        parse_request(r#"{"input":"éééééééééé"}"#.as_bytes(), &limits(), &model())
+            .expect("at limit");
+    }
+
+    #[test]
+    fn short_model_names_match_hub_ids() {
+        assert!(model_matches(
+            "all-MiniLM-L6-v2",
+            "sentence-transformers/all-MiniLM-L6-v2"
+        ));
+        assert!(!model_matches("all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2"));
+    }
+}

@@ -1,0 +1,60 @@
+//! `wasm-host` binary: reads configuration, starts the embeddings pool (all
+//! checks before the port is bound), serves until SIGINT/SIGTERM.
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+use wasm_host::config::{Options, Settings};
+use wasm_host::embeddings::Service;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let settings = match Options::load().and_then(Settings::resolve) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wasm-host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let service = match Service::start(&settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wasm-host: start-up failed: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    match service.serve(settings.listen, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wasm-host: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
