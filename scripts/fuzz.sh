@@ -10,8 +10,8 @@
 # /work/shared/data/webauthn/vectors.json; skipped when absent) and uses the
 # nightly toolchain when rustup has one, else the stable compiler with
 # RUSTC_BOOTSTRAP=1. FUZZ_SANITIZER (default: address) is passed to
-# `cargo fuzz run --sanitizer`. Exits non-zero if any target crashes; the
-# reproducer is left under edge-api/fuzz/artifacts/<target>/.
+# `cargo fuzz run --sanitizer`. Exits 1 if any target crashes (the reproducer
+# is left under edge-api/fuzz/artifacts/<target>/), 2 if a target does not build.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -102,11 +102,18 @@ PY
 
 seed_corpus
 
+SANITIZER="${FUZZ_SANITIZER:-address}"
+echo "== building fuzz targets (sanitizer: $SANITIZER)"
+for target in "${TARGETS[@]}"; do
+    "${FUZZ[@]}" build --fuzz-dir "$FUZZ_DIR" --sanitizer "$SANITIZER" "$target" ||
+        { echo "fuzz: $target does not build" >&2; exit 2; }
+done
+
 failed=()
 for target in "${TARGETS[@]}"; do
     echo "== fuzzing $target for ${SECONDS_PER_TARGET}s"
     mkdir -p "$FUZZ_DIR/corpus/$target" "$FUZZ_DIR/artifacts/$target"
-    if ! "${FUZZ[@]}" run --fuzz-dir "$FUZZ_DIR" --sanitizer "${FUZZ_SANITIZER:-address}" "$target" \
+    if ! "${FUZZ[@]}" run --fuzz-dir "$FUZZ_DIR" --sanitizer "$SANITIZER" "$target" \
         "$FUZZ_DIR/corpus/$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -max_len=16384 \
         -artifact_prefix="$FUZZ_DIR/artifacts/$target/" -print_final_stats=1; then

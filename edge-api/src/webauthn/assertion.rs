@@ -157,6 +157,107 @@ mod tests {
         user_handle: b"alice",
     };
 
+    /// py_webauthn `test_verify_authentication_response_with_EC2_public_key` (vector 18).
+    fn ec2_vector() -> (serde_json::Value, AuthenticationResponseJson) {
+        let v = crate::webauthn::test_vectors::vector(18);
+        let response = serde_json::from_value(v["response"].clone()).unwrap();
+        (v, response)
+    }
+
+    fn run(
+        v: &serde_json::Value,
+        response: &AuthenticationResponseJson,
+        policy: &Policy,
+        stored_count: u32,
+        owner: &[u8],
+        expected_user: Option<&[u8]>,
+    ) -> Result<AuthenticationOutcome> {
+        use crate::webauthn::test_vectors::bytes;
+        let origins = vec![v["origin"].as_str().unwrap().to_owned()];
+        verify_authentication(&AuthenticationInput {
+            response,
+            expected_challenge: &bytes(v, "/challenge_b64url"),
+            rp_id: v["rp_id"].as_str().unwrap(),
+            allowed_origins: &origins,
+            policy,
+            stored: StoredCredential {
+                credential_id: &response.raw_id.0,
+                public_key_cose: &bytes(v, "/credential_public_key_b64url"),
+                sign_count: stored_count,
+                user_handle: owner,
+            },
+            expected_user_handle: expected_user,
+        })
+    }
+
+    fn lenient() -> Policy {
+        Policy {
+            require_user_verification: false,
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn real_assertion_verifies() {
+        let (v, response) = ec2_vector();
+        let outcome = run(&v, &response, &lenient(), 77, b"alice", Some(b"alice")).unwrap();
+        assert_eq!(outcome.new_sign_count, 78);
+        assert!(!outcome.user_verified && !outcome.backup_eligible && !outcome.backup_state);
+    }
+
+    #[test]
+    fn real_assertion_refusals() {
+        let (v, response) = ec2_vector();
+        // UV flag is clear in this vector.
+        assert_eq!(
+            run(
+                &v,
+                &response,
+                &Policy::default(),
+                77,
+                b"alice",
+                Some(b"alice")
+            ),
+            Err(WebauthnError::UserNotVerified)
+        );
+        assert_eq!(
+            run(&v, &response, &lenient(), 78, b"alice", Some(b"alice")),
+            Err(WebauthnError::SignCountRollback)
+        );
+        assert_eq!(
+            run(&v, &response, &lenient(), 77, b"alice", Some(b"bob")),
+            Err(WebauthnError::CredentialNotOwned)
+        );
+        assert_eq!(
+            run(&v, &response, &lenient(), 77, b"alice", None),
+            Err(WebauthnError::UserHandleMissing)
+        );
+        let rsa_only = Policy {
+            supported_algs: vec![-257],
+            ..lenient()
+        };
+        assert_eq!(
+            run(&v, &response, &rsa_only, 77, b"alice", Some(b"alice")),
+            Err(WebauthnError::UnsupportedAlgorithm)
+        );
+        let mut tampered = response.clone();
+        *tampered.response.signature.0.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            run(&v, &tampered, &lenient(), 77, b"alice", Some(b"alice")),
+            Err(WebauthnError::SignatureInvalid)
+        );
+        let mut attested = response.clone();
+        attested.response.authenticator_data.0[32] |=
+            crate::webauthn::authenticator_data::Flags::AT;
+        assert!(run(&v, &attested, &lenient(), 77, b"alice", Some(b"alice")).is_err());
+        let mut renamed = response;
+        renamed.id = "AAAA".into();
+        assert_eq!(
+            run(&v, &renamed, &lenient(), 77, b"alice", Some(b"alice")),
+            Err(WebauthnError::CredentialIdMismatch)
+        );
+    }
+
     #[test]
     fn sign_count_rules() {
         assert!(check_sign_count(0, 0).is_ok());

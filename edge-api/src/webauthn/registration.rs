@@ -104,3 +104,112 @@ pub fn verify_registration(input: &RegistrationInput<'_>) -> Result<RegisteredCr
         attestation_type,
     })
 }
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::webauthn::test_vectors::{bytes, vector};
+
+    fn run(
+        id: u64,
+        policy: &Policy,
+        edit: impl FnOnce(&mut RegistrationResponseJson),
+    ) -> Result<RegisteredCredential> {
+        let v = vector(id);
+        let mut response: RegistrationResponseJson =
+            serde_json::from_value(v["response"].clone()).unwrap();
+        edit(&mut response);
+        let origins = vec![v["origin"].as_str().unwrap().to_owned()];
+        verify_registration(&RegistrationInput {
+            response: &response,
+            expected_challenge: &bytes(&v, "/challenge_b64url"),
+            rp_id: v["rp_id"].as_str().unwrap(),
+            allowed_origins: &origins,
+            policy,
+        })
+    }
+
+    fn lenient() -> Policy {
+        Policy {
+            require_user_verification: false,
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn real_packed_registration() {
+        // py_webauthn YubiKey 5 packed x5c (vector 10).
+        let cred = run(10, &Policy::default(), |_| {}).unwrap();
+        let v = vector(10);
+        assert_eq!(cred.credential_id, bytes(&v, "/response/rawId"));
+        assert_eq!(
+            cred.public_key_cose,
+            bytes(&v, "/registered_credential_public_key_b64url")
+        );
+        assert_eq!(cred.alg, Alg::Es256);
+        assert_eq!(cred.sign_count, 52);
+        assert_eq!(cred.format, AttestationFormat::Packed);
+        assert_eq!(cred.attestation_type, AttestationType::Basic);
+        assert!(cred.user_verified);
+    }
+
+    #[test]
+    fn real_u2f_registration_needs_uv_off() {
+        // FIDO U2F keys cannot verify the user (vector 6, UV clear).
+        assert_eq!(
+            run(6, &Policy::default(), |_| {}),
+            Err(WebauthnError::UserNotVerified)
+        );
+        let cred = run(6, &lenient(), |_| {}).unwrap();
+        assert_eq!(cred.format, AttestationFormat::FidoU2f);
+        assert!(!cred.user_verified);
+    }
+
+    #[test]
+    fn raw_id_must_name_the_attested_credential() {
+        let other = |r: &mut RegistrationResponseJson| {
+            r.raw_id.0[0] ^= 1;
+            r.id = crate::webauthn::response::base64url_encode(&r.raw_id.0);
+        };
+        assert_eq!(
+            run(1, &lenient(), other),
+            Err(WebauthnError::CredentialIdMismatch)
+        );
+    }
+
+    #[test]
+    fn policy_algorithms_apply_at_registration() {
+        let eddsa_only = Policy {
+            supported_algs: vec![-8],
+            ..lenient()
+        };
+        assert_eq!(
+            run(1, &eddsa_only, |_| {}),
+            Err(WebauthnError::UnsupportedAlgorithm)
+        );
+    }
+
+    #[test]
+    fn unsupported_formats_are_reported_first() {
+        // Apple attestation (vector 5) with a wrong RP ID would fail later
+        // checks too; the format is what the caller is told.
+        let v = vector(5);
+        let response: RegistrationResponseJson =
+            serde_json::from_value(v["response"].clone()).unwrap();
+        let origins = vec![v["origin"].as_str().unwrap().to_owned()];
+        let result = verify_registration(&RegistrationInput {
+            response: &response,
+            expected_challenge: &bytes(&v, "/challenge_b64url"),
+            rp_id: "elsewhere.example",
+            allowed_origins: &origins,
+            policy: &lenient(),
+        });
+        assert_eq!(result, Err(WebauthnError::UnsupportedAttestationFormat));
+    }
+}
