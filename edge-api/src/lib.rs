@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod errors;
 pub mod handlers;
 pub mod http;

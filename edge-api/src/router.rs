@@ -7,6 +7,7 @@
 use uuid::Uuid;
 
 use crate::app::Ctx;
+use crate::console;
 use crate::errors::{ApiError, ErrorCode};
 use crate::handlers::{health, memory, openapi};
 use crate::http::{Request, Response};
@@ -18,6 +19,7 @@ pub enum Endpoint {
     Health,
     Ready,
     OpenApi,
+    Console,
     Ingest,
     Batch,
     Retrieve,
@@ -51,6 +53,9 @@ pub const ROUTES: &[RouteDef] = &[
     r("GET", "/health", Endpoint::Health, false),
     r("GET", "/ready", Endpoint::Ready, false),
     r("GET", "/openapi.json", Endpoint::OpenApi, false),
+    r("GET", "/console", Endpoint::Console, false),
+    r("GET", "/console/console.js", Endpoint::Console, false),
+    r("GET", "/console/console.css", Endpoint::Console, false),
     r("POST", "/api/v1/memory/ingest", Endpoint::Ingest, true),
     r("POST", "/api/v1/memory/batch", Endpoint::Batch, true),
     r("POST", "/api/v1/memory/retrieve", Endpoint::Retrieve, true),
@@ -134,6 +139,7 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
         Endpoint::Health => Ok(health::health()),
         Endpoint::Ready => health::ready(ctx).await,
         Endpoint::OpenApi => Ok(openapi::document()),
+        Endpoint::Console => console::serve(req),
         Endpoint::Ingest => memory::ingest(ctx, user()?, req).await,
         Endpoint::Batch => memory::batch(ctx, user()?, req).await,
         Endpoint::Retrieve => memory::retrieve(ctx, user()?, req).await,
