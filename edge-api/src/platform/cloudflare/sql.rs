@@ -66,22 +66,68 @@ impl Sql for HyperdriveSql {
     }
 }
 
-/// Opens a socket to Hyperdrive and runs the Postgres start-up on it. The
-/// connection driver runs as a spawned task; it ends when the client (and so
-/// the request's `HyperdriveSql`) is dropped.
-async fn connect(env: &Env) -> Result<PgSql, PortError> {
+/// Optional var naming a Postgres URL to reach with a plain Workers socket
+/// instead of the Hyperdrive binding. For local runs only: wrangler 4.86's
+/// local Hyperdrive proxy has no error handler on its database socket, so
+/// a refused connection (Postgres stopped) kills the whole `wrangler dev`
+/// process instead of failing one query. workerd's own sockets report the
+/// refusal to the Worker, which answers 503 and stays up. Never set it in a
+/// deployment: Workers cannot reach private addresses, and Hyperdrive's
+/// pooling is the point there.
+pub const DIRECT_URL_VAR: &str = "MEMSHADOW_DEV_DATABASE_URL";
+
+/// Where to connect and with which credentials.
+struct Target {
+    config: tokio_postgres::Config,
+    host: String,
+    port: u16,
+}
+
+fn target(env: &Env) -> Result<Target, PortError> {
+    if let Some(url) = env
+        .var(DIRECT_URL_VAR)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+    {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|_| PortError::unavailable(format!("{DIRECT_URL_VAR} does not parse")))?;
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => {
+                return Err(PortError::unavailable(format!(
+                    "{DIRECT_URL_VAR} names no TCP host"
+                )));
+            }
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        return Ok(Target { config, host, port });
+    }
     let hyperdrive = env
         .hyperdrive(HYPERDRIVE_BINDING)
         .map_err(|_| PortError::unavailable(format!("binding {HYPERDRIVE_BINDING} missing")))?;
     // The connection string carries user, password and database; host and
     // port come from the binding itself (Hyperdrive's local endpoint).
-    let config: tokio_postgres::Config = hyperdrive
+    let config = hyperdrive
         .connection_string()
         .parse()
         .map_err(|_| PortError::unavailable("hyperdrive connection string does not parse"))?;
+    Ok(Target {
+        config,
+        host: hyperdrive.host(),
+        port: hyperdrive.port(),
+    })
+}
+
+/// Opens a socket to Hyperdrive (or the direct URL) and runs the Postgres
+/// start-up on it. The connection driver runs as a spawned task; it ends
+/// when the client (and so the request's `HyperdriveSql`) is dropped.
+async fn connect(env: &Env) -> Result<PgSql, PortError> {
+    let Target { config, host, port } = target(env)?;
     let socket = Socket::builder()
         .secure_transport(SecureTransport::StartTls)
-        .connect(hyperdrive.host(), hyperdrive.port())
+        .connect(host, port)
         .map_err(|e| PortError::unavailable(format!("postgres socket: {e}")))?;
 
     let handshake = Box::pin(config.connect_raw(socket, PassthroughTls));
