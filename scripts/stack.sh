@@ -17,7 +17,7 @@ cd "$REPO_ROOT"
 RUN="$MEMSHADOW_DATA/run-$MEMSHADOW_API_PORT"
 WASM="$CARGO_TARGET_DIR/wasm32-wasip1/release/embed_wasm.wasm"
 HOST_BIN="$CARGO_TARGET_DIR/release/wasm-host"
-DEV_KEY="$MEMSHADOW_DATA/dev-jwt-key.json"
+DEV_KEYS="$MEMSHADOW_DATA/dev-keys"
 
 build() {
   cargo build -q --release -p embed-wasm --target wasm32-wasip1
@@ -49,10 +49,13 @@ start_pool() {
   wait_http "$MEMSHADOW_POOL_URL/health" 300 "$RUN/pool.log"
 }
 
-# The dev signing key ($DEV_KEY): created on first use by mint-token; the
-# Worker trusts its public half, and `mint-token token` signs with it.
-dev_jwks() {
-  "$CARGO_TARGET_DIR/release/mint-token" jwks --key "$DEV_KEY"
+# The dev signing key: generated once per checkout; the Worker trusts its
+# public half, and `mint-token` signs tokens with it for the walk-through.
+dev_keys() {
+  mkdir -p "$DEV_KEYS"
+  if [ ! -f "$DEV_KEYS/private.pem" ]; then
+    "$CARGO_TARGET_DIR/release/mint-token" generate --out "$DEV_KEYS"
+  fi
 }
 
 start_api() {
@@ -64,7 +67,7 @@ start_api() {
   # wrangler reads local secrets from a .dev.vars file next to its config;
   # we pass ours explicitly so nothing in the clone holds them.
   {
-    echo "MEMSHADOW_JWT_PUBLIC_KEYS=$(dev_jwks)"
+    echo "MEMSHADOW_JWT_PUBLIC_KEYS=$(tr -d '\n' <"$DEV_KEYS/jwks.json")"
     echo "MEMSHADOW_EMBEDDING_URL=$MEMSHADOW_POOL_URL"
   } >"$RUN/dev.vars"
   WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
@@ -80,6 +83,7 @@ up() {
   mkdir -p "$RUN"
   scripts/pg.sh start
   start_pool
+  dev_keys
   start_api
   cat <<EOF
 MEMSHADOW is up:

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Signer as _;
 use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -36,13 +37,13 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The stack's dev signing key: a JWK with its private scalar `d`, created
-/// by `mint-token` (scripts/stack.sh); the Worker trusts its public half.
-pub fn dev_key_path() -> PathBuf {
+/// The directory holding the dev signing key (`private.pem`) and the JWKS
+/// the Worker trusts (`jwks.json`), written by `mint-token generate`.
+pub fn dev_keys_dir() -> PathBuf {
     std::env::var("MEMSHADOW_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".data"))
-        .join("dev-jwt-key.json")
+        .join("dev-keys")
 }
 
 /// A response as the tests look at it.
@@ -203,40 +204,32 @@ impl Client {
 /// Signs ES256 tokens with the stack's dev key, and forges bad ones.
 pub struct DevSigner {
     key: SigningKey,
-    jwk: Value,
+    kid: String,
 }
 
 impl DevSigner {
     pub fn load() -> Self {
-        let path = dev_key_path();
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        let dir = dev_keys_dir();
+        let pem = std::fs::read_to_string(dir.join("private.pem")).unwrap_or_else(|e| {
             panic!(
-                "no dev key at {} ({e}); start the stack with scripts/start.sh",
-                path.display()
+                "no dev key in {} ({e}); start the stack with scripts/start.sh",
+                dir.display()
             )
         });
-        let mut jwk: Value = serde_json::from_str(&text).expect("the dev key file is JSON");
-        let d = URL_SAFE_NO_PAD
-            .decode(
-                jwk["d"]
-                    .as_str()
-                    .expect("the dev key has a private scalar d"),
-            )
-            .expect("d is base64url");
-        let key = SigningKey::from_slice(&d).expect("d is a P-256 scalar");
-        if let Some(obj) = jwk.as_object_mut() {
-            obj.remove("d");
-        }
-        DevSigner { key, jwk }
-    }
-
-    /// The public key set a Worker must trust to accept these tokens.
-    pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.jwk] })
+        let key = SigningKey::from_pkcs8_pem(&pem).expect("dev key is a PKCS#8 P-256 key");
+        let jwks: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("jwks.json")).expect("jwks.json next to the dev key"),
+        )
+        .expect("jwks.json is JSON");
+        let kid = jwks["keys"][0]["kid"]
+            .as_str()
+            .expect("the dev JWKS names a kid")
+            .to_string();
+        DevSigner { key, kid }
     }
 
     pub fn kid(&self) -> &str {
-        self.jwk["kid"].as_str().expect("the dev key names a kid")
+        &self.kid
     }
 
     /// The claims a valid access token carries for `sub`.
@@ -256,7 +249,7 @@ impl DevSigner {
 
     pub fn token_for(&self, sub: &str) -> String {
         self.sign(
-            &json!({"alg": "ES256", "typ": "JWT", "kid": self.kid()}),
+            &json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}),
             &self.claims_for(sub),
         )
     }

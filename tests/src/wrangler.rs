@@ -19,8 +19,10 @@ impl Worker {
     /// given extra variables, and waits until /health answers.
     pub fn start(port: u16, vars: &[(&str, &str)]) -> Self {
         let state = TempDir::new(&format!("wrangler-{port}"));
-        let jwks = crate::DevSigner::load().jwks();
-        let mut env_file = format!("MEMSHADOW_JWT_PUBLIC_KEYS={jwks}\n");
+        let keys = crate::dev_keys_dir().join("jwks.json");
+        let jwks = std::fs::read_to_string(&keys)
+            .unwrap_or_else(|e| panic!("{} missing ({e}); run scripts/start.sh", keys.display()));
+        let mut env_file = format!("MEMSHADOW_JWT_PUBLIC_KEYS={}\n", jwks.replace('\n', ""));
         for (k, v) in vars {
             env_file.push_str(&format!("{k}={v}\n"));
         }
