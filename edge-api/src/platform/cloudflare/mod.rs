@@ -10,13 +10,22 @@
 //! - vars and secrets named like the core's configuration
 //!   (`MEMSHADOW_JWT_PUBLIC_KEYS` as a secret, the rest as `[vars]`), read
 //!   through [`Config::from_lookup`].
+//! - `MEMSHADOW_DEV_DATABASE_URL` (optional, local runs only): Postgres over
+//!   a plain socket instead of Hyperdrive; see [`sql::DIRECT_URL_VAR`].
 //!
 //! Outbound HTTP uses the global `fetch` ([`http_client::WorkersFetch`]) and
-//! time comes from `Date.now()` ([`clock::JsClock`]).
+//! time comes from `Date.now()` ([`clock::JsClock`]). Core log lines go to
+//! `console.log`.
 //!
-//! Build with `scripts/build-worker.sh` (worker-build, output in
-//! `edge-api/build/`), run with `wrangler dev`; `edge-api/CLOUDFLARE.md`
-//! covers local runs and deployment.
+//! Build: `scripts/build-worker.sh` (worker-build with `--features
+//! cloudflare`, profile `release-worker`, then `wasm-opt -Oz`; output in
+//! `edge-api/build/`, about 1.2 MiB, 0.5 MiB gzip). Run locally:
+//! `wrangler dev --local --test-scheduled --env-file <dotenv with
+//! MEMSHADOW_JWT_PUBLIC_KEYS>` from the repository root; trigger the cron
+//! with `GET /__scheduled?cron=*/5+*+*+*+*`. Deploy: `wrangler deploy` after
+//! `wrangler hyperdrive create`, `wrangler kv namespace create` and `wrangler
+//! secret put MEMSHADOW_JWT_PUBLIC_KEYS`. `edge-api/CLOUDFLARE.md` has the
+//! exact commands.
 
 mod clock;
 mod http_client;
