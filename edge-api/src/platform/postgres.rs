@@ -6,16 +6,13 @@
 //! which is transaction-local: a pooled connection can never leak one
 //! user's scope into the next statement.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
-
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error};
 
+use crate::concurrent::join2;
 use crate::ports::{PortError, PortErrorKind, Sql, SqlParam, SqlRow, SqlScope};
 
 /// A connected client. The mutex serialises statements: a transaction
@@ -119,32 +116,4 @@ impl Sql for PgSql {
             })
             .collect()
     }
-}
-
-/// Polls two futures together, `a` first, until both are done (a two-way
-/// `join` without pulling in a futures crate for one call site).
-async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    let (mut ra, mut rb) = (None, None);
-    std::future::poll_fn(move |cx| {
-        if ra.is_none()
-            && let Poll::Ready(v) = a.as_mut().poll(cx)
-        {
-            ra = Some(v);
-        }
-        if rb.is_none()
-            && let Poll::Ready(v) = b.as_mut().poll(cx)
-        {
-            rb = Some(v);
-        }
-        match (ra.take(), rb.take()) {
-            (Some(x), Some(y)) => Poll::Ready((x, y)),
-            (x, y) => {
-                ra = x;
-                rb = y;
-                Poll::Pending
-            }
-        }
-    })
-    .await
 }

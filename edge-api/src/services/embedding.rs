@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::concurrent::join_all;
 use crate::config::{Config, EMBEDDING_DIM};
 use crate::ports::{HttpClient, Kv};
 
@@ -69,28 +70,31 @@ impl Embedder<'_> {
     /// pool in one request. KV failures only cost a cache miss.
     pub async fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.cfg.embedding_model.as_str();
-        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
-        for t in texts {
-            let cached = match self.kv.get(&cache_key(model, t)).await {
+        let keys: Vec<String> = texts.iter().map(|t| cache_key(model, t)).collect();
+        let lookups = join_all(keys.iter().map(|k| self.kv.get(k)).collect()).await;
+        let mut out: Vec<Option<Vec<f32>>> = lookups
+            .into_iter()
+            .map(|r| match r {
                 Ok(Some(bytes)) => decode_vector(&bytes),
                 _ => None,
-            };
-            out.push(cached);
-        }
+            })
+            .collect();
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let inputs: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
             let vectors = self.call_pool(&inputs).await?;
+            let encoded: Vec<Vec<u8>> = vectors.iter().map(|v| encode_vector(v)).collect();
+            let ttl = Some(self.cfg.embed_cache_ttl);
+            // Best effort: a failed cache write must not fail the embedding.
+            join_all(
+                missing
+                    .iter()
+                    .zip(&encoded)
+                    .map(|(&i, bytes)| self.kv.put(&keys[i], bytes, ttl))
+                    .collect(),
+            )
+            .await;
             for (&i, v) in missing.iter().zip(vectors) {
-                // Best effort: a failed cache write must not fail the embedding.
-                let _ = self
-                    .kv
-                    .put(
-                        &cache_key(model, texts[i]),
-                        &encode_vector(&v),
-                        Some(self.cfg.embed_cache_ttl),
-                    )
-                    .await;
                 out[i] = Some(v);
             }
         }
