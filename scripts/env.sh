@@ -30,3 +30,5 @@ export MEMSHADOW_ADMIN_DATABASE_URL="${MEMSHADOW_ADMIN_DATABASE_URL:-postgres://
 export DATABASE_URL="${DATABASE_URL:-postgres://memshadow_app:memshadow_app@127.0.0.1:$MEMSHADOW_PG_PORT/memshadow}"
 
 export WRANGLER_SEND_METRICS=false
+# wrangler dev otherwise tries to fetch Request.cf data from the network at start.
+export CLOUDFLARE_CF_FETCH_ENABLED=false
