@@ -1034,3 +1034,80 @@ async fn mint_token_output_is_accepted() {
     assert_eq!(res.status, 401);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The PgSql adapter's contract: text in, text out, scopes that do not leak
+/// between statements, and error kinds the core relies on.
+#[tokio::test]
+async fn pgsql_adapter_contract() {
+    use edge_api::ports::{PortErrorKind, Sql, SqlScope};
+    let h = Harness::new().await;
+    let sql: &dyn Sql = &h.sql;
+    let user = random_uuid().to_string();
+    let rows = sql
+        .query(
+            &SqlScope::User(user.clone()),
+            "SELECT $1::text, $2::text, current_setting('app.user_id', true)",
+            &[Some("héllo".into()), None],
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        rows,
+        vec![vec![Some("héllo".to_string()), None, Some(user.clone())]]
+    );
+    // The scope was transaction-local: the next statement does not inherit it.
+    let rows = sql
+        .query(
+            &SqlScope::System,
+            "SELECT coalesce(current_setting('app.user_id', true), ''), current_setting('app.system', true)",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(
+        rows,
+        vec![vec![Some(String::new()), Some("on".to_string())]]
+    );
+    let rows = sql
+        .query(
+            &SqlScope::User(user.clone()),
+            "SELECT coalesce(current_setting('app.system', true), '')",
+            &[],
+        )
+        .await
+        .expect("query");
+    assert_eq!(rows[0][0].as_deref(), Some(""));
+    // Columns must be text: a missing cast is a clear failure, not a panic.
+    let err = sql
+        .query(&SqlScope::System, "SELECT 1", &[])
+        .await
+        .expect_err("int column");
+    assert_eq!(err.kind, PortErrorKind::Failed);
+    assert!(err.detail.contains("cast it in SQL"), "{err}");
+    let err = sql
+        .query(&SqlScope::System, "SELEC 1", &[])
+        .await
+        .expect_err("syntax");
+    assert_eq!(err.kind, PortErrorKind::Failed);
+    assert!(err.detail.starts_with("42601"), "{err}");
+    // Unique violations are told apart (the core maps them to 409).
+    let u = random_uuid();
+    h.ingest(u, json!({"content": "unique once"})).await;
+    let err = sql
+        .query(
+            &SqlScope::User(u.to_string()),
+            "INSERT INTO memories (user_id, content, content_hash) \
+             SELECT user_id, content, content_hash FROM memories WHERE user_id = $1::uuid",
+            &[Some(u.to_string())],
+        )
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.kind, PortErrorKind::UniqueViolation);
+    // A failed statement leaves the connection usable.
+    assert!(
+        sql.query(&SqlScope::System, "SELECT 'ok'::text", &[])
+            .await
+            .is_ok()
+    );
+    h.cleanup(u).await;
+}
