@@ -7,7 +7,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::VerifyingKey;
+use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde::Deserialize;
 
 use crate::limits::Limits;
@@ -26,6 +26,22 @@ pub const MAX_CONTENT_BYTES: &str = "MEMSHADOW_MAX_CONTENT_BYTES";
 pub const MAX_METADATA_BYTES: &str = "MEMSHADOW_MAX_METADATA_BYTES";
 pub const MAX_METADATA_KEYS: &str = "MEMSHADOW_MAX_METADATA_KEYS";
 pub const MAX_BATCH_ITEMS: &str = "MEMSHADOW_MAX_BATCH_ITEMS";
+/// A private JWK (`kty` EC, `crv` P-256, `d`, `x`, `y`, `kid`): the key that
+/// signs access tokens. A secret. Its public half must be in
+/// `MEMSHADOW_JWT_PUBLIC_KEYS`. Absent: the API verifies tokens but issues
+/// none (sign-in answers 503 `misconfigured`).
+pub const JWT_SIGNING_KEY: &str = "MEMSHADOW_JWT_SIGNING_KEY";
+pub const ACCESS_TOKEN_TTL: &str = "MEMSHADOW_ACCESS_TOKEN_TTL";
+pub const REFRESH_TOKEN_TTL: &str = "MEMSHADOW_REFRESH_TOKEN_TTL";
+pub const ARGON2_MEMORY_KIB: &str = "MEMSHADOW_ARGON2_MEMORY_KIB";
+pub const ARGON2_ITERATIONS: &str = "MEMSHADOW_ARGON2_ITERATIONS";
+pub const ARGON2_PARALLELISM: &str = "MEMSHADOW_ARGON2_PARALLELISM";
+pub const WEBAUTHN_RP_ID: &str = "MEMSHADOW_WEBAUTHN_RP_ID";
+pub const WEBAUTHN_RP_NAME: &str = "MEMSHADOW_WEBAUTHN_RP_NAME";
+/// Comma-separated exact origins accepted in clientDataJSON.
+pub const WEBAUTHN_ORIGINS: &str = "MEMSHADOW_WEBAUTHN_ORIGINS";
+/// `required`, `preferred` (default) or `discouraged`.
+pub const WEBAUTHN_USER_VERIFICATION: &str = "MEMSHADOW_WEBAUTHN_USER_VERIFICATION";
 
 /// Dimension of all-MiniLM-L6-v2 vectors; the `vector(384)` column fixes it.
 pub const EMBEDDING_DIM: usize = 384;
@@ -35,6 +51,99 @@ pub const EMBEDDING_DIM: usize = 384;
 pub struct JwtKey {
     pub kid: String,
     pub key: VerifyingKey,
+}
+
+/// The access-token signing key. `Debug` never prints the private part.
+#[derive(Clone)]
+pub struct JwtSigner {
+    pub kid: String,
+    pub key: SigningKey,
+}
+
+impl std::fmt::Debug for JwtSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// argon2id cost parameters for new password hashes (stored hashes carry
+/// their own, so changing these never locks anyone out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// Failed-login throttling (edge-api/AUTH.md, "Lockout").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failures per account name before it is locked.
+    pub account_max_failures: u32,
+    /// Failures per client address before it is locked.
+    pub client_max_failures: u32,
+    /// The first lock, seconds; each further failure doubles it.
+    pub base_delay_s: i64,
+    pub max_delay_s: i64,
+    /// A failure older than this no longer counts, seconds.
+    pub window_s: i64,
+}
+
+/// WebAuthn `userVerification`, and whether the UV flag is then required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserVerification {
+    Required,
+    Preferred,
+    Discouraged,
+}
+
+impl UserVerification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Preferred => "preferred",
+            Self::Discouraged => "discouraged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnConfig {
+    pub rp_id: String,
+    pub rp_name: String,
+    pub origins: Vec<String>,
+    pub user_verification: UserVerification,
+    /// The `timeout` hint sent to the browser, milliseconds.
+    pub timeout_ms: u64,
+    /// How long an issued challenge may be used, seconds.
+    pub challenge_ttl_s: i64,
+}
+
+/// Behavioural risk scoring (edge-api/AUTH.md, "Risk").
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskConfig {
+    /// A baseline needs this many events …
+    pub min_events: usize,
+    /// … spread over this many sessions (other than the one scored).
+    pub min_sessions: usize,
+    /// Score from which a session is suspicious (with enough confidence).
+    pub suspicious_score: f64,
+    pub min_confidence: f64,
+    /// How recent a passkey assertion must be for a step-up, seconds.
+    pub step_up_window_s: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub signer: Option<JwtSigner>,
+    pub access_ttl_s: i64,
+    pub refresh_ttl_s: i64,
+    pub argon2: Argon2Params,
+    pub lockout: Lockout,
+    pub webauthn: WebauthnConfig,
+    pub risk: RiskConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +164,7 @@ pub struct Config {
     /// Rows embedded per call to the pool by the scheduled job.
     pub embed_batch_size: usize,
     pub limits: Limits,
+    pub auth: AuthConfig,
 }
 
 /// What is wrong with the configuration. `Display` names the variable, never
@@ -116,7 +226,9 @@ impl Config {
             ..d
         };
 
+        let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
+            auth,
             jwt_keys,
             jwt_issuer: get(JWT_ISSUER).unwrap_or_else(|| "memshadow".into()),
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),
@@ -130,6 +242,179 @@ impl Config {
             limits,
         })
     }
+}
+
+fn auth_config(
+    get: &impl Fn(&str) -> Option<String>,
+    jwt_keys: &[JwtKey],
+) -> Result<AuthConfig, ConfigError> {
+    let signer = match get(JWT_SIGNING_KEY) {
+        None => None,
+        Some(doc) => {
+            let signer = parse_signing_key(&doc).map_err(|r| err(JWT_SIGNING_KEY, r))?;
+            let published = jwt_keys
+                .iter()
+                .any(|k| k.kid == signer.kid && k.key == *signer.key.verifying_key());
+            if !published {
+                return Err(err(
+                    JWT_SIGNING_KEY,
+                    format!(
+                        "its public half (kid {:?}) must be in {JWT_PUBLIC_KEYS}",
+                        signer.kid
+                    ),
+                ));
+            }
+            Some(signer)
+        }
+    };
+    let origins: Vec<String> = get(WEBAUTHN_ORIGINS)
+        .unwrap_or_else(|| "http://localhost:8787".into())
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty()
+        || origins
+            .iter()
+            .any(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+    {
+        return Err(err(
+            WEBAUTHN_ORIGINS,
+            "must be a comma-separated list of http(s) origins",
+        ));
+    }
+    let rp_id = get(WEBAUTHN_RP_ID)
+        .unwrap_or_else(|| "localhost".into())
+        .trim()
+        .to_ascii_lowercase();
+    if rp_id.contains(['/', ':', ' ']) {
+        return Err(err(WEBAUTHN_RP_ID, "must be a bare domain, e.g. localhost"));
+    }
+    let user_verification = match get(WEBAUTHN_USER_VERIFICATION).as_deref().map(str::trim) {
+        None | Some("preferred") => UserVerification::Preferred,
+        Some("required") => UserVerification::Required,
+        Some("discouraged") => UserVerification::Discouraged,
+        Some(_) => {
+            return Err(err(
+                WEBAUTHN_USER_VERIFICATION,
+                "must be required, preferred or discouraged",
+            ));
+        }
+    };
+    Ok(AuthConfig {
+        signer,
+        access_ttl_s: num(get, ACCESS_TOKEN_TTL, 900, 60, 24 * 3600)?,
+        refresh_ttl_s: num(get, REFRESH_TOKEN_TTL, 30 * 24 * 3600, 300, 365 * 24 * 3600)?,
+        argon2: Argon2Params {
+            memory_kib: num(get, ARGON2_MEMORY_KIB, 19 * 1024, 8, 1024 * 1024)?,
+            iterations: num(get, ARGON2_ITERATIONS, 2, 1, 100)?,
+            parallelism: num(get, ARGON2_PARALLELISM, 1, 1, 16)?,
+        },
+        lockout: Lockout {
+            account_max_failures: 5,
+            client_max_failures: 20,
+            base_delay_s: 30,
+            max_delay_s: 15 * 60,
+            window_s: 3600,
+        },
+        webauthn: WebauthnConfig {
+            rp_id,
+            rp_name: get(WEBAUTHN_RP_NAME).unwrap_or_else(|| "MEMSHADOW".into()),
+            origins,
+            user_verification,
+            timeout_ms: 300_000,
+            challenge_ttl_s: 300,
+        },
+        risk: RiskConfig {
+            min_events: 20,
+            min_sessions: 3,
+            suspicious_score: 0.6,
+            min_confidence: 0.5,
+            step_up_window_s: 300,
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct PrivateJwk {
+    kty: String,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    d: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+/// Parses the signing key: a private P-256 JWK with a `kid`, or a PKCS#8
+/// PEM (`mint-token`'s `private.pem`; newlines may be written as `\n`),
+/// whose kid is derived from the public key exactly as `mint-token` does.
+pub fn parse_signing_key(doc: &str) -> Result<JwtSigner, String> {
+    let doc = doc.trim();
+    if doc.starts_with('{') {
+        return parse_signing_jwk(doc);
+    }
+    use base64::engine::general_purpose::STANDARD;
+    use p256::pkcs8::DecodePrivateKey;
+    let body: String = doc
+        .replace("\\n", "\n")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    if !doc.starts_with("-----BEGIN PRIVATE KEY-----") {
+        return Err("must be a private JWK (JSON) or a PKCS#8 PEM".into());
+    }
+    let der = STANDARD
+        .decode(body.as_bytes())
+        .map_err(|_| "the PEM body is not base64".to_string())?;
+    let key = SigningKey::from_pkcs8_der(&der)
+        .map_err(|_| "the PEM is not a PKCS#8 P-256 private key".to_string())?;
+    Ok(JwtSigner {
+        kid: derived_kid(key.verifying_key()),
+        key,
+    })
+}
+
+/// `dev-` + the first 12 hex digits of sha256(x ‖ y): mint-token's kid.
+pub fn derived_kid(key: &VerifyingKey) -> String {
+    use sha2::{Digest, Sha256};
+    let point = key.to_encoded_point(false);
+    let mut h = Sha256::new();
+    h.update(point.x().map(|c| c.to_vec()).unwrap_or_default());
+    h.update(point.y().map(|c| c.to_vec()).unwrap_or_default());
+    let hex = hex::encode(h.finalize());
+    format!("dev-{}", hex.get(..12).unwrap_or_default())
+}
+
+/// A private P-256 JWK; `x`/`y`, when present, must match `d`.
+pub fn parse_signing_jwk(doc: &str) -> Result<JwtSigner, String> {
+    let jwk: PrivateJwk =
+        serde_json::from_str(doc).map_err(|_| "not a JWK JSON object".to_string())?;
+    if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") {
+        return Err("only kty EC with crv P-256 is supported".into());
+    }
+    let kid = jwk.kid.filter(|k| !k.is_empty()).ok_or("kid is required")?;
+    let b64 = |v: Option<String>, n: &str| -> Result<Vec<u8>, String> {
+        URL_SAFE_NO_PAD
+            .decode(v.unwrap_or_default().trim_end_matches('='))
+            .map_err(|_| format!("{n} is not base64url"))
+    };
+    let d = b64(jwk.d, "d")?;
+    let key = SigningKey::from_slice(&d).map_err(|_| "d is not a P-256 private key".to_string())?;
+    if jwk.x.is_some() || jwk.y.is_some() {
+        let point = key.verifying_key().to_encoded_point(false);
+        let x = point.x().map(|c| c.to_vec()).unwrap_or_default();
+        let y = point.y().map(|c| c.to_vec()).unwrap_or_default();
+        if b64(jwk.x, "x")? != x || b64(jwk.y, "y")? != y {
+            return Err("x and y do not belong to d".into());
+        }
+    }
+    Ok(JwtSigner { kid, key })
 }
 
 fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
@@ -274,6 +559,108 @@ pub(crate) mod tests {
         ]))
         .expect_err("bad url");
         assert_eq!(e.variable, EMBEDDING_URL);
+    }
+
+    /// The JWK of private scalar 1 (its public half is TEST_JWKS's key).
+    const SIGNING_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"k1","d":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE",
+        "x":"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY","y":"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}"#;
+
+    #[test]
+    fn signing_key_must_be_published() {
+        let c = Config::from_lookup(lookup(&[
+            (JWT_PUBLIC_KEYS, TEST_JWKS),
+            (JWT_SIGNING_KEY, SIGNING_JWK),
+        ]))
+        .expect("valid");
+        let signer = c.auth.signer.expect("signer");
+        assert_eq!(signer.kid, "k1");
+        assert!(!format!("{signer:?}").contains("AAAE"), "Debug hides d");
+        // Another kid, or the right kid with another key: refused.
+        let other_kid = SIGNING_JWK.replace(r#""kid":"k1""#, r#""kid":"k2""#);
+        let e = Config::from_lookup(lookup(&[
+            (JWT_PUBLIC_KEYS, TEST_JWKS),
+            (JWT_SIGNING_KEY, &other_kid),
+        ]))
+        .expect_err("unpublished");
+        assert_eq!(e.variable, JWT_SIGNING_KEY);
+        assert!(!e.to_string().contains("AAAE"));
+        let other_key = r#"{"kty":"EC","crv":"P-256","kid":"k1","d":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI"}"#;
+        assert!(
+            Config::from_lookup(lookup(&[
+                (JWT_PUBLIC_KEYS, TEST_JWKS),
+                (JWT_SIGNING_KEY, other_key),
+            ]))
+            .is_err()
+        );
+        // x/y that do not belong to d.
+        let mismatched = SIGNING_JWK.replace("axfR8uEsQkf4", "bxfR8uEsQkf4");
+        assert!(
+            parse_signing_key(&mismatched)
+                .unwrap_err()
+                .contains("x and y")
+        );
+        assert!(parse_signing_key("not a key").is_err());
+    }
+
+    #[test]
+    fn signing_key_as_pkcs8_pem() {
+        use p256::pkcs8::EncodePrivateKey;
+        let mut d = [0u8; 32];
+        d[31] = 1;
+        let key = SigningKey::from_slice(&d).expect("scalar");
+        let pem = key
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .expect("pem")
+            .to_string();
+        let signer = parse_signing_key(&pem).expect("pem parses");
+        assert_eq!(signer.key, key);
+        assert!(signer.kid.starts_with("dev-") && signer.kid.len() == 16);
+        // Escaped newlines (one-line env files) work too.
+        let one_line = pem.trim().replace('\n', "\\n");
+        assert_eq!(
+            parse_signing_key(&one_line).expect("escaped").kid,
+            signer.kid
+        );
+    }
+
+    #[test]
+    fn auth_defaults_and_webauthn_settings() {
+        let c = Config::from_lookup(lookup(&[(JWT_PUBLIC_KEYS, TEST_JWKS)])).expect("valid");
+        assert!(c.auth.signer.is_none());
+        assert_eq!(c.auth.access_ttl_s, 900);
+        assert_eq!(c.auth.argon2.memory_kib, 19 * 1024);
+        assert_eq!(c.auth.webauthn.rp_id, "localhost");
+        assert_eq!(c.auth.webauthn.origins, vec!["http://localhost:8787"]);
+        assert_eq!(
+            c.auth.webauthn.user_verification,
+            UserVerification::Preferred
+        );
+        let c = Config::from_lookup(lookup(&[
+            (JWT_PUBLIC_KEYS, TEST_JWKS),
+            (
+                WEBAUTHN_ORIGINS,
+                "https://a.example/, http://localhost:9000",
+            ),
+            (WEBAUTHN_USER_VERIFICATION, "required"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.auth.webauthn.origins,
+            vec!["https://a.example", "http://localhost:9000"]
+        );
+        assert_eq!(
+            c.auth.webauthn.user_verification,
+            UserVerification::Required
+        );
+        for (var, bad) in [
+            (WEBAUTHN_ORIGINS, "ftp://x"),
+            (WEBAUTHN_USER_VERIFICATION, "sometimes"),
+            (WEBAUTHN_RP_ID, "https://localhost"),
+        ] {
+            let e = Config::from_lookup(lookup(&[(JWT_PUBLIC_KEYS, TEST_JWKS), (var, bad)]))
+                .expect_err("refused");
+            assert_eq!(e.variable, var);
+        }
     }
 
     #[test]

@@ -37,7 +37,7 @@ macro_rules! make_error_codes {
             }
 
             /// Who caused it: `invalid_request`, `auth`, `not_found`,
-            /// `conflict`, `unavailable` or `internal`.
+            /// `conflict`, `rate_limited`, `unavailable` or `internal`.
             pub fn kind(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $kind,)* }
             }
@@ -57,6 +57,10 @@ make_error_codes! {
     InvalidParameter => ("invalid_parameter", 400, "invalid_request");
     /// A pagination cursor was not issued by this API or is corrupted.
     InvalidCursor => ("invalid_cursor", 400, "invalid_request");
+    /// The WebAuthn `state` names no live challenge for this ceremony: unknown, expired (after 5 minutes) or already used.
+    InvalidChallenge => ("invalid_challenge", 400, "invalid_request");
+    /// A passkey registration response failed verification; `reason` names the failed check (see `edge-api/WEBAUTHN.md`).
+    WebauthnRejected => ("webauthn_rejected", 400, "invalid_request");
     /// The `Authorization: Bearer` header is missing.
     MissingToken => ("missing_token", 401, "auth");
     /// The bearer token is malformed, uses another algorithm, or its signature does not verify.
@@ -73,8 +77,24 @@ make_error_codes! {
     InvalidAudience => ("invalid_audience", 401, "auth");
     /// The token's `sub` is missing or not a UUID.
     InvalidSubject => ("invalid_subject", 401, "auth");
+    /// The username (or email) and password do not match an account; an unknown account gets the same answer.
+    InvalidCredentials => ("invalid_credentials", 401, "auth");
+    /// The refresh token is unknown, expired or revoked.
+    InvalidRefreshToken => ("invalid_refresh_token", 401, "auth");
+    /// A refresh token was used a second time; its whole family is revoked and the user must sign in again.
+    RefreshTokenReused => ("refresh_token_reused", 401, "auth");
+    /// A passkey sign-in failed; `reason` names the failed check (`unknown_credential`, `sign_count_rollback`, or a code from `edge-api/WEBAUTHN.md`).
+    PasskeyRejected => ("passkey_rejected", 401, "auth");
+    /// The token comes from a password sign-in to an account with a passkey; complete a passkey assertion with it first.
+    MfaRequired => ("mfa_required", 403, "auth");
+    /// Recent behaviour looks unusual: this destructive or bulk action needs a passkey assertion from the last 5 minutes.
+    StepUpRequired => ("step_up_required", 403, "auth");
     /// No route has this path.
     NotFound => ("not_found", 404, "not_found");
+    /// The token's subject has no account (for example a token minted outside sign-in).
+    AccountNotFound => ("account_not_found", 404, "not_found");
+    /// No passkey with this id belongs to the caller.
+    CredentialNotFound => ("credential_not_found", 404, "not_found");
     /// No memory with this id exists for the caller (another user's memory is reported the same way).
     MemoryNotFound => ("memory_not_found", 404, "not_found");
     /// The route exists but not with this method; `Allow` lists the methods.
@@ -83,6 +103,12 @@ make_error_codes! {
     DuplicateMemory => ("duplicate_memory", 409, "conflict");
     /// The memory changed while it was being updated; retry the PATCH.
     EditConflict => ("edit_conflict", 409, "conflict");
+    /// An account with this email already exists.
+    EmailTaken => ("email_taken", 409, "conflict");
+    /// An account with this username already exists.
+    UsernameTaken => ("username_taken", 409, "conflict");
+    /// This passkey is already registered.
+    CredentialExists => ("credential_exists", 409, "conflict");
     /// The request body exceeds the body size limit.
     PayloadTooLarge => ("payload_too_large", 413, "invalid_request");
     /// The request body is not `application/json`.
@@ -99,6 +125,14 @@ make_error_codes! {
     MetadataTooLarge => ("metadata_too_large", 422, "invalid_request");
     /// A batch has more items than allowed, or none.
     BatchTooLarge => ("batch_too_large", 422, "invalid_request");
+    /// `email` is not an email address (one `@`, a dotted domain, at most 254 bytes, no spaces).
+    InvalidEmail => ("invalid_email", 422, "invalid_request");
+    /// `username` must be 3 to 32 characters from `a-z 0-9 _ . -`.
+    InvalidUsername => ("invalid_username", 422, "invalid_request");
+    /// `password` is shorter than 12 characters, longer than 1024 bytes, or on the list of common passwords.
+    WeakPassword => ("weak_password", 422, "invalid_request");
+    /// Too many failed sign-ins for this account or client; retry after `Retry-After` seconds (the delay doubles with each further failure).
+    TooManyAttempts => ("too_many_attempts", 429, "rate_limited");
     /// An unexpected fault inside the API; details are in the server log under the request id.
     InternalError => ("internal_error", 500, "internal");
     /// The service configuration is invalid; an operator must fix it.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::app::Ctx;
 use crate::console;
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::{health, memory, openapi};
+use crate::handlers::{auth as auth_handlers, health, memory, openapi};
 use crate::http::{Request, Response};
 use crate::services::auth::{self, Caller};
 
@@ -29,6 +29,21 @@ pub enum Endpoint {
     Get,
     Patch,
     Delete,
+    Jwks,
+    Register,
+    Login,
+    Refresh,
+    Logout,
+    Telemetry,
+    Risk,
+}
+
+impl Endpoint {
+    /// Destructive or bulk actions that a suspicious session must confirm
+    /// with a fresh passkey assertion.
+    fn needs_step_up(self) -> bool {
+        matches!(self, Self::Export | Self::DeleteMany)
+    }
 }
 
 pub struct RouteDef {
@@ -65,6 +80,13 @@ pub const ROUTES: &[RouteDef] = &[
     r("GET", "/api/v1/memory/{id}", Endpoint::Get, true),
     r("PATCH", "/api/v1/memory/{id}", Endpoint::Patch, true),
     r("DELETE", "/api/v1/memory/{id}", Endpoint::Delete, true),
+    r("GET", "/.well-known/jwks.json", Endpoint::Jwks, false),
+    r("POST", "/api/v1/auth/register", Endpoint::Register, false),
+    r("POST", "/api/v1/auth/login", Endpoint::Login, false),
+    r("POST", "/api/v1/auth/refresh", Endpoint::Refresh, false),
+    r("POST", "/api/v1/auth/logout", Endpoint::Logout, false),
+    r("POST", "/api/v1/auth/telemetry", Endpoint::Telemetry, true),
+    r("GET", "/api/v1/auth/risk", Endpoint::Risk, true),
 ];
 
 /// Matches `path` against `pattern`; returns the `{id}` segment if any, and
@@ -129,10 +151,29 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
     } else {
         None
     };
+    if let Some(c) = &caller {
+        // A password sign-in to an account with a passkey proves one factor
+        // only: such a token may do nothing but complete the passkey step
+        // (which is a public route reading the token itself).
+        if c.mfa_pending {
+            return Err(ApiError::new(
+                ErrorCode::MfaRequired,
+                "this account has a passkey: complete /api/v1/auth/webauthn/authenticate with this token first",
+            ));
+        }
+        if def.endpoint.needs_step_up() {
+            crate::services::risk::require_step_up(ctx, c).await?;
+        }
+    }
     let user = || {
         caller
             .as_ref()
             .map(|c| c.user_id)
+            .ok_or_else(|| ApiError::internal("route without caller"))
+    };
+    let who = || {
+        caller
+            .as_ref()
             .ok_or_else(|| ApiError::internal("route without caller"))
     };
     match def.endpoint {
@@ -149,6 +190,13 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
         Endpoint::Get => memory::get(ctx, user()?, path_uuid(id)?).await,
         Endpoint::Patch => memory::patch(ctx, user()?, path_uuid(id)?, req).await,
         Endpoint::Delete => memory::delete(ctx, user()?, path_uuid(id)?).await,
+        Endpoint::Jwks => Ok(auth_handlers::jwks(ctx)),
+        Endpoint::Register => auth_handlers::register(ctx, req).await,
+        Endpoint::Login => auth_handlers::login(ctx, req).await,
+        Endpoint::Refresh => auth_handlers::refresh(ctx, req).await,
+        Endpoint::Logout => auth_handlers::logout(ctx, req).await,
+        Endpoint::Telemetry => auth_handlers::telemetry(ctx, who()?, req).await,
+        Endpoint::Risk => auth_handlers::risk(ctx, who()?, req).await,
     }
 }
 

@@ -11,10 +11,16 @@ use tokio_postgres::Client;
 
 /// Every migration, in order. A unit test checks this list against the
 /// folder so a new file cannot be forgotten.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_memories",
-    include_str!("../../../schema/migrations/0001_memories.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_memories",
+        include_str!("../../../schema/migrations/0001_memories.sql"),
+    ),
+    (
+        "0002_auth",
+        include_str!("../../../schema/migrations/0002_auth.sql"),
+    ),
+];
 
 /// The application's role: login, no superuser, no BYPASSRLS.
 pub const APP_ROLE: &str = "memshadow_app";

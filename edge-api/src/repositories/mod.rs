@@ -1,3 +1,7 @@
 //! Data access: all SQL text lives here, once.
 
 pub mod memories;
+pub mod refresh_tokens;
+pub mod rows;
+pub mod telemetry;
+pub mod users;

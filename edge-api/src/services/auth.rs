@@ -22,9 +22,27 @@ use crate::errors::{ApiError, ErrorCode};
 use crate::http::Request;
 
 /// The authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Caller {
     pub user_id: Uuid,
+    /// How the user proved themselves (RFC 8176 values: `pwd`, `hwk`,
+    /// `user`, `mfa`); empty for tokens minted outside sign-in.
+    pub amr: Vec<String>,
+    /// A password sign-in to an account with a passkey, second factor not
+    /// yet given: only the passkey assertion accepts such a token.
+    pub mfa_pending: bool,
+    /// Unix seconds of the last passkey assertion in this session.
+    pub hwk_at: Option<i64>,
+    /// The session (refresh-token family) the token belongs to.
+    pub sid: Option<Uuid>,
+}
+
+impl Caller {
+    /// Whether a passkey assertion happened within `window_s` of `now_ms`.
+    pub fn fresh_hwk(&self, now_ms: i64, window_s: i64) -> bool {
+        self.hwk_at
+            .is_some_and(|t| t <= now_ms / 1000 + 60 && now_ms / 1000 - t <= window_s)
+    }
 }
 
 /// `aud` may be one string or an array of strings (RFC 7519 §4.1.3).
@@ -43,6 +61,14 @@ struct Custom {
     iss: Option<String>,
     #[serde(default)]
     aud: Option<Audience>,
+    #[serde(default)]
+    amr: Option<Vec<String>>,
+    #[serde(default)]
+    mfa_pending: Option<bool>,
+    #[serde(default)]
+    hwk_at: Option<i64>,
+    #[serde(default)]
+    sid: Option<String>,
 }
 
 fn fail(code: ErrorCode, message: &str) -> ApiError {
@@ -173,7 +199,13 @@ pub fn verify_token(cfg: &Config, token: &str, now_millis: i64) -> Result<Caller
                 "the token's sub must be a user UUID",
             )
         })?;
-    Ok(Caller { user_id })
+    Ok(Caller {
+        user_id,
+        amr: c.amr.clone().unwrap_or_default(),
+        mfa_pending: c.mfa_pending.unwrap_or(false),
+        hwk_at: c.hwk_at,
+        sid: c.sid.as_deref().and_then(|s| Uuid::parse_str(s).ok()),
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
-//! Use cases, written against the ports: authentication, embedding,
-//! memories and the scheduled job.
+//! Use cases, written against the ports: accounts, tokens, passkeys, risk,
+//! authentication, embedding, memories and the scheduled job.
 
+pub mod accounts;
 pub mod auth;
 pub mod embedding;
 pub mod memories;
+pub mod risk;
 pub mod scheduled;
+pub mod tokens;
