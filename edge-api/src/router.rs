@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::app::Ctx;
 use crate::console;
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::{auth as auth_handlers, health, memory, openapi};
+use crate::handlers::{auth as auth_handlers, health, memory, openapi, webauthn};
 use crate::http::{Request, Response};
 use crate::services::auth::{self, Caller};
 
@@ -36,6 +36,13 @@ pub enum Endpoint {
     Logout,
     Telemetry,
     Risk,
+    PasskeyRegisterBegin,
+    PasskeyRegisterComplete,
+    PasskeyList,
+    PasskeyRename,
+    PasskeyDelete,
+    PasskeyAuthenticateBegin,
+    PasskeyAuthenticateComplete,
 }
 
 impl Endpoint {
@@ -87,6 +94,49 @@ pub const ROUTES: &[RouteDef] = &[
     r("POST", "/api/v1/auth/logout", Endpoint::Logout, false),
     r("POST", "/api/v1/auth/telemetry", Endpoint::Telemetry, true),
     r("GET", "/api/v1/auth/risk", Endpoint::Risk, true),
+    r(
+        "POST",
+        "/api/v1/auth/webauthn/register/begin",
+        Endpoint::PasskeyRegisterBegin,
+        true,
+    ),
+    r(
+        "POST",
+        "/api/v1/auth/webauthn/register/complete",
+        Endpoint::PasskeyRegisterComplete,
+        true,
+    ),
+    r(
+        "GET",
+        "/api/v1/auth/webauthn/credentials",
+        Endpoint::PasskeyList,
+        true,
+    ),
+    r(
+        "PATCH",
+        "/api/v1/auth/webauthn/credentials/{id}",
+        Endpoint::PasskeyRename,
+        true,
+    ),
+    r(
+        "DELETE",
+        "/api/v1/auth/webauthn/credentials/{id}",
+        Endpoint::PasskeyDelete,
+        true,
+    ),
+    // Public: the complete step reads an optional bearer token itself.
+    r(
+        "POST",
+        "/api/v1/auth/webauthn/authenticate/begin",
+        Endpoint::PasskeyAuthenticateBegin,
+        false,
+    ),
+    r(
+        "POST",
+        "/api/v1/auth/webauthn/authenticate/complete",
+        Endpoint::PasskeyAuthenticateComplete,
+        false,
+    ),
 ];
 
 /// Matches `path` against `pattern`; returns the `{id}` segment if any, and
@@ -197,6 +247,13 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
         Endpoint::Logout => auth_handlers::logout(ctx, req).await,
         Endpoint::Telemetry => auth_handlers::telemetry(ctx, who()?, req).await,
         Endpoint::Risk => auth_handlers::risk(ctx, who()?, req).await,
+        Endpoint::PasskeyRegisterBegin => webauthn::register_begin(ctx, who()?).await,
+        Endpoint::PasskeyRegisterComplete => webauthn::register_complete(ctx, who()?, req).await,
+        Endpoint::PasskeyList => webauthn::list(ctx, who()?).await,
+        Endpoint::PasskeyRename => webauthn::rename(ctx, who()?, id, req).await,
+        Endpoint::PasskeyDelete => webauthn::delete(ctx, who()?, id).await,
+        Endpoint::PasskeyAuthenticateBegin => webauthn::authenticate_begin(ctx, req).await,
+        Endpoint::PasskeyAuthenticateComplete => webauthn::authenticate_complete(ctx, req).await,
     }
 }
 

@@ -4,112 +4,17 @@
 //! refused tokens. Run with `--features native`.
 #![cfg(feature = "native")]
 
+mod auth_support;
 mod common;
 
+use auth_support::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Harness, code, random_uuid};
-use edge_api::config::{Argon2Params, JwtSigner};
-use edge_api::http::{Request, Response};
+use edge_api::http::Response;
 use edge_api::ports::Clock;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-/// The harness with a signing key (the harness's own test key, already a
-/// verification key) and cheap argon2 parameters: hashing cost is measured
-/// by `auth-bench`, not here.
-pub async fn harness() -> Harness {
-    let mut h = Harness::new().await;
-    h.cfg.auth.signer = Some(JwtSigner {
-        kid: "test-1".into(),
-        key: common::test_key(),
-    });
-    h.cfg.auth.argon2 = Argon2Params {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
-    h
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}{}", &random_uuid().simple().to_string()[..12])
-}
-
-const PASSWORD: &str = "correct horse battery staple";
-
-async fn send(
-    h: &Harness,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (Response, Value) {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let res = h
-        .raw(Request {
-            method: method.into(),
-            path: path.into(),
-            query: query.into(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            body,
-        })
-        .await;
-    let v = serde_json::from_slice(&res.body).unwrap_or(Value::Null);
-    (res, v)
-}
-
-async fn post(h: &Harness, path: &str, body: Value, headers: &[(&str, &str)]) -> (Response, Value) {
-    let mut hs = vec![("content-type", "application/json")];
-    hs.extend_from_slice(headers);
-    send(h, "POST", path, &hs, serde_json::to_vec(&body).unwrap()).await
-}
-
-/// Registers a fresh account; returns (username, email, id).
-async fn register(h: &Harness) -> (String, String, String) {
-    let username = unique("u");
-    let email = format!("{username}@example.com");
-    let (res, v) = post(
-        h,
-        "/api/v1/auth/register",
-        json!({"email": email, "username": username, "password": PASSWORD}),
-        &[],
-    )
-    .await;
-    assert_eq!(res.status, 201, "{v}");
-    (username, email, v["id"].as_str().unwrap().to_string())
-}
-
-async fn login(h: &Harness, username: &str, password: &str, ip: &str) -> (Response, Value) {
-    post(
-        h,
-        "/api/v1/auth/login",
-        json!({"username": username, "password": password}),
-        &[("x-forwarded-for", ip)],
-    )
-    .await
-}
-
-/// The decoded header and claims of a JWT (no verification).
-fn decode(jwt: &str) -> (Value, Value) {
-    let mut parts = jwt.split('.');
-    let mut part =
-        || serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap();
-    (part(), part())
-}
-
-async fn get_with(h: &Harness, path: &str, token: &str) -> (Response, Value) {
-    let auth = format!("Bearer {token}");
-    send(h, "GET", path, &[("authorization", &auth)], Vec::new()).await
-}
-
-fn ip() -> String {
-    let b = random_uuid().into_bytes();
-    format!("198.18.{}.{}", b[0], b[1])
-}
 
 #[tokio::test]
 async fn register_validates_and_refuses_duplicates() {

@@ -5,3 +5,4 @@ pub mod auth;
 pub mod health;
 pub mod memory;
 pub mod openapi;
+pub mod webauthn;

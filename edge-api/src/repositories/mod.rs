@@ -1,5 +1,7 @@
 //! Data access: all SQL text lives here, once.
 
+pub mod challenges;
+pub mod credentials;
 pub mod memories;
 pub mod refresh_tokens;
 pub mod rows;

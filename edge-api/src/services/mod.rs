@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod auth;
 pub mod embedding;
 pub mod memories;
+pub mod passkeys;
 pub mod risk;
 pub mod scheduled;
 pub mod tokens;
