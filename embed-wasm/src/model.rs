@@ -63,9 +63,10 @@ impl Embedder {
     fn from_proto(proto: &ModelProto, tokenizer: Tokenizer) -> Result<Self, Error> {
         let load = |e: TractError| Error::ModelLoad(format!("{e:#}"));
         let mut model = tract_onnx::onnx()
-            // The file's value_info carries the exporter's guesses about
-            // intermediate shapes; tract infers its own.
-            .with_ignore_value_info(true)
+            // Keep the file's value_info: with symbolic (B, S), tract's own
+            // inference of the exporter's attention-mask subgraph gets the
+            // mask's query axis wrong (S instead of 1) and the run fails.
+            .with_ignore_value_info(false)
             .model_for_proto_model(proto)
             .map_err(load)?;
         let inputs = model.input_outlets().map_err(load)?.to_vec();
@@ -78,8 +79,9 @@ impl Embedder {
                 .ok_or_else(|| Error::ModelLoad(format!("unexpected model input {name:?}")))?;
             input_roles.push(role);
         }
-        let batch = model.sym("B");
-        let seq = model.sym("S");
+        // The names the exporter used in the file's shapes and value_info.
+        let batch = model.sym("batch");
+        let seq = model.sym("sequence");
         for i in 0..inputs.len() {
             let fact =
                 InferenceFact::dt_shape(i64::datum_type(), tvec![batch.to_dim(), seq.to_dim()]);
