@@ -47,6 +47,17 @@ install_node() {
 }
 step node "$(hash_files scripts/node/package.json scripts/node/package-lock.json)" install_node
 
+# --- Chromium for the browser tests (tests/browser, driven by playwright-core
+# above): Debian's package, since browser downloads by test tools fail
+# here. Installed only when missing; as root (CI), else through sudo.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: chromium (apt)"
+  as_root=(); [ "$(id -u)" = 0 ] || as_root=(sudo)
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends chromium
+fi
+
 # --- Cargo tools for the Worker build. wasm-bindgen-cli must match the
 # wasm-bindgen version in Cargo.lock exactly.
 cargo_tool() {

@@ -157,6 +157,7 @@ function setTokens(data) {
   }
   session.access = data.access_token;
   if (typeof data.refresh_token === "string") session.refresh = data.refresh_token;
+  if (typeof data.username === "string") session.username = data.username;
 }
 
 /** The username the access token names, when it names one (display only). */
@@ -207,11 +208,14 @@ function render() {
   $("memories").hidden = !signedIn;
   const s = $("session");
   s.textContent = "";
-  if (signedIn) {
+  if (signedIn && session.username) {
     s.append("Signed in as ");
     const who = document.createElement("strong");
-    who.textContent = session.username || "your account";
+    who.textContent = session.username;
     s.append(who, ".");
+  } else if (signedIn) {
+    // A discoverable passkey names no account, and the token carries none.
+    s.textContent = "Signed in with a passkey.";
   } else if (session.mfaPending) {
     s.textContent = "Password accepted for " + (session.username || "this account") +
       "; confirm with your passkey.";
@@ -236,6 +240,9 @@ function action(button, fn) {
     const buttons = button ? [button] : [];
     buttons.forEach((b) => { b.disabled = true; });
     document.body.setAttribute("aria-busy", "true");
+    // What the last action said no longer applies.
+    $("error").hidden = true;
+    $("notice").textContent = "";
     try {
       await fn(event);
     } catch (e) {
@@ -275,7 +282,8 @@ async function register() {
 
 /** After a password sign-in: is the token MFA-pending (the account has a passkey)? */
 async function needsPasskey(data) {
-  if (data && (data.mfa_required === true || data.mfa === "pending")) return true;
+  // The sign-in answer says so; an older API that does not is asked.
+  if (data && typeof data.mfa_required === "boolean") return data.mfa_required;
   try {
     await call("GET", "/memory?limit=1", undefined, { retry: false });
     return false;
@@ -291,7 +299,7 @@ async function passwordLogin() {
   if (!password) throw new Error("Enter your password, or sign in with a passkey.");
   const { data } = await call("POST", "/auth/login", { username, password }, { token: null });
   setTokens(data);
-  session.username = username;
+  session.username = (data && data.username) || username;
   session.mfaPending = await needsPasskey(data);
   $("login-password").value = "";
   notify(session.mfaPending
@@ -318,7 +326,7 @@ async function passkeyAssertion(username, bearer) {
     { token: bearer || null });
   setTokens(data);
   session.mfaPending = false;
-  session.username = tokenUsername(session.access) || username || null;
+  if (!session.username) session.username = tokenUsername(session.access) || username || null;
 }
 
 async function passkeyLogin(byUsername) {
@@ -335,7 +343,6 @@ async function confirmMfa() {
   const pending = session.access;
   const username = session.username;
   await passkeyAssertion(username, pending);
-  session.username = session.username || username;
   notify("Passkey confirmed. Signed in as " + session.username + ".");
 }
 
@@ -344,8 +351,9 @@ async function addPasskey() {
   const { data: begin } = await call("POST", "/auth/webauthn/register/begin", {});
   const cred = await navigator.credentials.create({ publicKey: creationOptions(begin.publicKey) });
   if (!cred) throw new Error("No passkey was created.");
+  // The body is the RegistrationResponseJSON itself, plus begin's state.
   await call("POST", "/auth/webauthn/register/complete",
-    { credential: registrationJSON(cred), state: begin.state });
+    { ...registrationJSON(cred), state: begin.state });
   notify("Passkey added. Next time, sign in with it.");
 }
 

@@ -17,7 +17,7 @@ const STYLE: &str = include_str!("console.css");
 
 /// Sent with every console file; a browser applies it to the page.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+    style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'; \
     require-trusted-types-for 'script'; trusted-types 'none'";
 
