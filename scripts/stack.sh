@@ -68,7 +68,13 @@ start_api() {
   # we pass ours explicitly so nothing in the clone holds them.
   {
     echo "MEMSHADOW_JWT_PUBLIC_KEYS=$(tr -d '\n' <"$DEV_KEYS/jwks.json")"
+    # The same dev key signs the tokens the API issues at sign-in (PEM with
+    # escaped newlines: one line per variable in a dotenv file).
+    echo "MEMSHADOW_JWT_SIGNING_KEY=$(awk '{printf "%s\\n", $0}' "$DEV_KEYS/private.pem")"
     echo "MEMSHADOW_EMBEDDING_URL=$MEMSHADOW_POOL_URL"
+    # Passkeys: relying party `localhost`, so the page must be opened as
+    # http://localhost:<port> (browsers bind credentials to the RP id).
+    echo "MEMSHADOW_WEBAUTHN_ORIGINS=http://localhost:$MEMSHADOW_API_PORT"
   } >"$RUN/dev.vars"
   WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
     --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
