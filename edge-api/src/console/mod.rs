@@ -179,6 +179,35 @@ mod tests {
         assert!(!STYLE.contains("url("), "the stylesheet loads nothing");
     }
 
+    /// Every API call the script makes names a route the router has, with
+    /// that method, so a renamed endpoint breaks this test, not the page.
+    #[test]
+    fn every_endpoint_the_script_calls_is_routed() {
+        let mut calls = 0;
+        for (i, _) in SCRIPT.match_indices("call(\"") {
+            let rest = &SCRIPT[i + "call(\"".len()..];
+            let (method, rest) = rest.split_once('"').expect("method ends");
+            let path = rest
+                .trim_start_matches([',', ' '])
+                .strip_prefix('"')
+                .and_then(|p| p.split_once('"'))
+                .map(|(p, _)| p)
+                .expect("a literal path follows the method");
+            let path = path.split('?').next().unwrap_or(path);
+            // `"/memory/" + id`: the literal ends where a path parameter goes.
+            let path = if path.ends_with('/') {
+                format!("/api/v1{path}00000000-0000-0000-0000-000000000000")
+            } else {
+                format!("/api/v1{path}")
+            };
+            let (route, _) = crate::router::resolve(method, &path)
+                .unwrap_or_else(|e| panic!("{method} {path}: {}", e.code.name()));
+            assert_eq!(route.method, method);
+            calls += 1;
+        }
+        assert!(calls >= 12, "found {calls} calls");
+    }
+
     /// Every label points at a control, so screen readers name each field.
     #[test]
     fn every_input_has_a_label() {
