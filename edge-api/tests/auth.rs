@@ -442,3 +442,38 @@ async fn mfa_pending_tokens_are_refused_by_memory_endpoints() {
         assert_eq!((res.status, code(&v)), (403, "mfa_required"), "{path}");
     }
 }
+
+/// The local stack signs with mint-token's dev key: its `private.pem` as
+/// MEMSHADOW_JWT_SIGNING_KEY (as is, or on one line with `\n`) and its
+/// `jwks.json` as MEMSHADOW_JWT_PUBLIC_KEYS must configure together, with
+/// the same kid.
+#[test]
+fn mint_token_dev_key_is_a_valid_signing_key() {
+    let dir = std::env::temp_dir().join(format!("memshadow-devkey-{}", random_uuid()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mint-token"))
+        .args(["generate", "--out"])
+        .arg(&dir)
+        .output()
+        .expect("run mint-token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read_to_string(dir.join("private.pem")).unwrap();
+    let jwks = std::fs::read_to_string(dir.join("jwks.json")).unwrap();
+    let kid: Value = serde_json::from_str(&jwks).unwrap();
+    for signing in [pem.clone(), pem.trim().replace('\n', "\\n")] {
+        let cfg = edge_api::config::Config::from_lookup(|name| match name {
+            "MEMSHADOW_JWT_PUBLIC_KEYS" => Some(jwks.clone()),
+            "MEMSHADOW_JWT_SIGNING_KEY" => Some(signing.clone()),
+            _ => None,
+        })
+        .expect("mint-token's pair configures");
+        assert_eq!(
+            cfg.auth.signer.unwrap().kid,
+            kid["keys"][0]["kid"].as_str().unwrap()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
