@@ -694,3 +694,173 @@ async fn telemetry_is_validated() {
     .await;
     assert_eq!((res.status, v["recorded"].as_i64()), (200, Some(1)));
 }
+
+/// Every auth answer a sign-up, sign-in, passkey and risk flow produces is
+/// documented in schema/openapi.json, with a body matching its schema.
+#[tokio::test]
+async fn auth_answers_match_the_openapi_document() {
+    let h = harness().await;
+    let doc = Documented::new();
+    let name = unique("doc");
+    let reg =
+        json!({"email": format!("{name}@example.com"), "username": name, "password": PASSWORD});
+    let (res, _) = post(&h, "/api/v1/auth/register", reg.clone(), &[]).await;
+    doc.assert("POST", "/api/v1/auth/register", &res);
+    let (res, _) = post(&h, "/api/v1/auth/register", reg, &[]).await;
+    doc.assert("POST", "/api/v1/auth/register", &res);
+    let (res, _) = post(
+        &h,
+        "/api/v1/auth/register",
+        json!({"email": "x", "username": "abc", "password": PASSWORD}),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/register", &res);
+
+    let client = ip();
+    let (res, pair) = login(&h, &name, PASSWORD, &client).await;
+    doc.assert("POST", "/api/v1/auth/login", &res);
+    let token = pair["access_token"].as_str().unwrap().to_string();
+    for _ in 0..5 {
+        let (res, _) = login(&h, &name, "wrong password entirely", &client).await;
+        doc.assert("POST", "/api/v1/auth/login", &res);
+    }
+    let (res, _) = login(&h, &name, PASSWORD, &client).await;
+    assert_eq!(res.status, 429);
+    doc.assert("POST", "/api/v1/auth/login", &res);
+
+    let (res, next) = post(
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": pair["refresh_token"]}),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/refresh", &res);
+    let (res, _) = post(
+        &h,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": pair["refresh_token"]}),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/refresh", &res);
+    let (res, _) = post(
+        &h,
+        "/api/v1/auth/logout",
+        json!({"refresh_token": next["refresh_token"]}),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/logout", &res);
+    let (res, _) = send(&h, "GET", "/.well-known/jwks.json", &[], vec![]).await;
+    doc.assert("GET", "/.well-known/jwks.json", &res);
+
+    let (res, options) = post_as(
+        &h,
+        "/api/v1/auth/webauthn/register/begin",
+        &token,
+        json!({}),
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/webauthn/register/begin", &res);
+    let mut auth = SoftAuthenticator::new();
+    let cred = auth.create(&options);
+    let (res, stored) = post_as(
+        &h,
+        "/api/v1/auth/webauthn/register/complete",
+        &token,
+        cred.clone(),
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/webauthn/register/complete", &res);
+    let (res, _) = post_as(&h, "/api/v1/auth/webauthn/register/complete", &token, cred).await;
+    doc.assert("POST", "/api/v1/auth/webauthn/register/complete", &res);
+    let (res, _) = get_with(&h, "/api/v1/auth/webauthn/credentials", &token).await;
+    doc.assert("GET", "/api/v1/auth/webauthn/credentials", &res);
+    let item = "/api/v1/auth/webauthn/credentials/{id}";
+    let path = format!(
+        "/api/v1/auth/webauthn/credentials/{}",
+        stored["id"].as_str().unwrap()
+    );
+    let hdr = format!("Bearer {token}");
+    let (res, _) = send(
+        &h,
+        "PATCH",
+        &path,
+        &[("authorization", &hdr)],
+        br#"{"name":"Key"}"#.to_vec(),
+    )
+    .await;
+    doc.assert("PATCH", item, &res);
+    let missing = format!(
+        "/api/v1/auth/webauthn/credentials/{}",
+        common::random_uuid()
+    );
+    let (res, _) = send(&h, "DELETE", &missing, &[("authorization", &hdr)], vec![]).await;
+    doc.assert("DELETE", item, &res);
+
+    let options = begin_auth(&h, Some(&name)).await;
+    let (res, _) = post(
+        &h,
+        "/api/v1/auth/webauthn/authenticate/begin",
+        json!({}),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/webauthn/authenticate/begin", &res);
+    let body = json!({"credential": auth.get(&options, None), "state": options["state"]});
+    let (res, signed_in) = post(
+        &h,
+        "/api/v1/auth/webauthn/authenticate/complete",
+        body.clone(),
+        &[],
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/webauthn/authenticate/complete", &res);
+    let (res, _) = post(&h, "/api/v1/auth/webauthn/authenticate/complete", body, &[]).await;
+    doc.assert("POST", "/api/v1/auth/webauthn/authenticate/complete", &res);
+    let options = begin_auth(&h, Some(&name)).await;
+    let body = json!({"credential": SoftAuthenticator::new().get(&options, None), "state": options["state"]});
+    let (res, _) = post(&h, "/api/v1/auth/webauthn/authenticate/complete", body, &[]).await;
+    doc.assert("POST", "/api/v1/auth/webauthn/authenticate/complete", &res);
+
+    let full = signed_in["access_token"].as_str().unwrap();
+    let now = h.clock.now_millis();
+    let (res, _) = post_as(
+        &h,
+        "/api/v1/auth/telemetry",
+        full,
+        json!({"session_id": "s", "events": events(now, 3, 5, 5.0, 2, 0)}),
+    )
+    .await;
+    doc.assert("POST", "/api/v1/auth/telemetry", &res);
+    let (res, _) = get_with(&h, "/api/v1/auth/risk", full).await;
+    doc.assert("GET", "/api/v1/auth/risk", &res);
+    let path = format!(
+        "/api/v1/auth/webauthn/credentials/{}",
+        stored["id"].as_str().unwrap()
+    );
+    let full_hdr = format!("Bearer {full}");
+    let (res, _) = send(&h, "DELETE", &path, &[("authorization", &full_hdr)], vec![]).await;
+    doc.assert("DELETE", item, &res);
+
+    // MFA-pending tokens on a memory route: 403 is documented there too.
+    let (res, _) = send(&h, "POST", "/api/v1/auth/register", &[], vec![]).await;
+    doc.assert("POST", "/api/v1/auth/register", &res);
+    let pending = h.token_with(json!({"sub": common::random_uuid().to_string(), "iss": "memshadow", "aud": "memshadow-api", "mfa_pending": true}), 600);
+    let (res, _) = get_with(&h, "/api/v1/memory", &pending).await;
+    doc.assert("GET", "/api/v1/memory", &res);
+}
+
+/// The document checker above does refuse what is not documented.
+#[test]
+#[should_panic(expected = "undocumented property")]
+fn the_document_checker_refuses_undocumented_fields() {
+    let res = edge_api::http::Response {
+        status: 201,
+        headers: vec![],
+        body: br#"{"id":"x","email":"e","username":"u","password_hash":"h"}"#.to_vec(),
+    };
+    Documented::new().assert("POST", "/api/v1/auth/register", &res);
+}

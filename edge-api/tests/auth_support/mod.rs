@@ -305,3 +305,139 @@ pub async fn account_with_passkey(h: &Harness) -> (String, String, SoftAuthentic
     assert_eq!(res.status, 201, "{v}");
     (username, id, auth)
 }
+
+/// Checks answers against `schema/openapi.json`: the status must be
+/// documented for the operation and the JSON body must match its schema
+/// (the keywords the document uses: type, properties, required,
+/// additionalProperties: false, items, enum, const, minimum, maximum).
+pub struct Documented {
+    doc: Value,
+}
+
+impl Default for Documented {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Documented {
+    pub fn new() -> Self {
+        Self {
+            doc: serde_json::from_str(edge_api::handlers::openapi::OPENAPI_JSON).expect("doc"),
+        }
+    }
+
+    fn resolve<'a>(&'a self, v: &'a Value) -> &'a Value {
+        match v.get("$ref").and_then(Value::as_str) {
+            Some(r) => self.resolve(
+                r.trim_start_matches("#/")
+                    .split('/')
+                    .fold(&self.doc, |node, key| &node[key]),
+            ),
+            None => v,
+        }
+    }
+
+    fn check(&self, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
+        let s = self.resolve(schema);
+        if let Some(t) = s.get("type") {
+            let types: Vec<&str> = match t {
+                Value::String(x) => vec![x.as_str()],
+                Value::Array(xs) => xs.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let ok = types.iter().any(|t| match *t {
+                "null" => v.is_null(),
+                "object" => v.is_object(),
+                "array" => v.is_array(),
+                "string" => v.is_string(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "boolean" => v.is_boolean(),
+                _ => false,
+            });
+            if !ok {
+                errors.push(format!("{at}: {v} is not of type {t}"));
+                return;
+            }
+        }
+        if let Some(e) = s.get("enum").and_then(Value::as_array)
+            && !e.contains(v)
+        {
+            errors.push(format!("{at}: {v} not in {e:?}"));
+        }
+        if let Some(c) = s.get("const")
+            && c != v
+        {
+            errors.push(format!("{at}: {v} != const {c}"));
+        }
+        if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), v.as_f64())
+            && n < min
+        {
+            errors.push(format!("{at}: {n} < {min}"));
+        }
+        if let (Some(max), Some(n)) = (s.get("maximum").and_then(Value::as_f64), v.as_f64())
+            && n > max
+        {
+            errors.push(format!("{at}: {n} > {max}"));
+        }
+        if let Some(obj) = v.as_object() {
+            let props = s.get("properties").and_then(Value::as_object);
+            for r in s
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let r = r.as_str().unwrap_or_default();
+                if !obj.contains_key(r) {
+                    errors.push(format!("{at}: missing required {r}"));
+                }
+            }
+            for (k, val) in obj {
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) => self.check(ps, val, &format!("{at}.{k}"), errors),
+                    None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        errors.push(format!("{at}: undocumented property {k}"))
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+            for (i, x) in arr.iter().enumerate() {
+                self.check(items, x, &format!("{at}[{i}]"), errors);
+            }
+        }
+    }
+
+    /// Asserts that `res` is a documented answer of `method route`.
+    pub fn assert(&self, method: &str, route: &str, res: &Response) {
+        let op = &self.doc["paths"][route][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {route} is not documented");
+        let body = String::from_utf8_lossy(&res.body);
+        let resp = op["responses"]
+            .get(res.status.to_string())
+            .unwrap_or_else(|| panic!("{method} {route}: {} undocumented; {body}", res.status));
+        let resp = self.resolve(resp);
+        let Some(content) = resp.get("content").and_then(Value::as_object) else {
+            assert!(
+                res.body.is_empty(),
+                "{method} {route} {}: body {body}",
+                res.status
+            );
+            return;
+        };
+        let media = content
+            .get("application/json")
+            .unwrap_or_else(|| panic!("{method} {route}: no JSON documented"));
+        let v: Value = serde_json::from_slice(&res.body).expect("JSON body");
+        let mut errors = Vec::new();
+        self.check(&media["schema"], &v, "$", &mut errors);
+        assert!(
+            errors.is_empty(),
+            "{method} {route} {}: {errors:#?}",
+            res.status
+        );
+    }
+}
