@@ -181,6 +181,31 @@ describe("console in a real browser", () => {
     await page.getByRole("heading", { name: "Memories", exact: true }).waitFor();
   }));
 
+  test("an expired access token is renewed with the refresh token", () => step("refresh", async () => {
+    // The API answers one call as if the access token had expired; the page
+    // must renew it at /auth/refresh (the real one) and retry.
+    let faked = 0;
+    const list = "**/api/v1/memory?limit=100";
+    await page.route(list, async (route) => {
+      if (faked++ > 0) return route.continue();
+      return route.fulfill({
+        status: 401,
+        contentType: "application/json",
+        body: JSON.stringify({ error: { code: "token_expired", message: "the token has expired" } }),
+      });
+    });
+    try {
+      const renewed = page.waitForResponse((r) => r.url().endsWith("/api/v1/auth/refresh"));
+      await page.getByRole("button", { name: "List all" }).click();
+      assert.equal((await renewed).status(), 200);
+      await page.getByText("0 memories stored.").waitFor();
+      assert.equal(faked, 2, "the call was retried once");
+      assert.equal(await alert().isVisible(), false);
+    } finally {
+      await page.unroute(list);
+    }
+  }));
+
   test("add two memories", () => step("ingest", async () => {
     const form = page.locator("#ingest-form");
     for (const [content, tags] of [[TEA, "prefs, drinks"], [BACKUP, "ops"]]) {

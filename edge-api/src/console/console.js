@@ -137,18 +137,28 @@ async function call(method, path, body, { token = session.access, retry = true }
   const err = data && data.error;
   const code = (err && err.code) || "http_" + res.status;
   const message = (err && err.message) || res.statusText || "request failed";
-  // An expired access token is renewed once with the refresh token.
-  if (retry && token && token === session.access && code === "token_expired" && session.refresh) {
-    await refreshTokens();
+  // An expired access token is renewed once with the refresh token (unless
+  // a call beside this one already renewed it), then the call is retried.
+  if (retry && token && code === "token_expired" && session.refresh) {
+    if (token === session.access) await refreshTokens();
     return call(method, path, body, { retry: false });
   }
   throw new ApiError(res.status, code, message);
 }
 
-async function refreshTokens() {
-  const { data } = await call("POST", "/auth/refresh", { refresh_token: session.refresh },
-    { token: null, retry: false });
-  setTokens(data);
+/**
+ * One renewal at a time: refresh tokens rotate, and the API treats a second
+ * use of the same one as theft (`refresh_token_reused`) and ends the session.
+ */
+let renewal = null;
+function refreshTokens() {
+  if (!renewal) {
+    renewal = call("POST", "/auth/refresh", { refresh_token: session.refresh },
+      { token: null, retry: false })
+      .then(({ data }) => setTokens(data))
+      .finally(() => { renewal = null; });
+  }
+  return renewal;
 }
 
 function setTokens(data) {
