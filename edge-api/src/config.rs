@@ -36,6 +36,11 @@ pub const REFRESH_TOKEN_TTL: &str = "MEMSHADOW_REFRESH_TOKEN_TTL";
 pub const ARGON2_MEMORY_KIB: &str = "MEMSHADOW_ARGON2_MEMORY_KIB";
 pub const ARGON2_ITERATIONS: &str = "MEMSHADOW_ARGON2_ITERATIONS";
 pub const ARGON2_PARALLELISM: &str = "MEMSHADOW_ARGON2_PARALLELISM";
+/// Failed password sign-ins per account name, and per client, before a lock.
+pub const LOCKOUT_ACCOUNT_FAILURES: &str = "MEMSHADOW_LOCKOUT_ACCOUNT_FAILURES";
+pub const LOCKOUT_CLIENT_FAILURES: &str = "MEMSHADOW_LOCKOUT_CLIENT_FAILURES";
+/// The first lock, seconds (each further failure doubles it, up to 15 min).
+pub const LOCKOUT_BASE_SECONDS: &str = "MEMSHADOW_LOCKOUT_BASE_SECONDS";
 pub const WEBAUTHN_RP_ID: &str = "MEMSHADOW_WEBAUTHN_RP_ID";
 pub const WEBAUTHN_RP_NAME: &str = "MEMSHADOW_WEBAUTHN_RP_NAME";
 /// Comma-separated exact origins accepted in clientDataJSON.
@@ -311,9 +316,9 @@ fn auth_config(
             parallelism: num(get, ARGON2_PARALLELISM, 1, 1, 16)?,
         },
         lockout: Lockout {
-            account_max_failures: 5,
-            client_max_failures: 20,
-            base_delay_s: 30,
+            account_max_failures: num(get, LOCKOUT_ACCOUNT_FAILURES, 5, 1, 1000)?,
+            client_max_failures: num(get, LOCKOUT_CLIENT_FAILURES, 20, 1, 100_000)?,
+            base_delay_s: num(get, LOCKOUT_BASE_SECONDS, 30, 1, 15 * 60)?,
             max_delay_s: 15 * 60,
             window_s: 3600,
         },
