@@ -10,6 +10,7 @@ import { after, before, describe, test } from "node:test";
 
 import {
   PAGE_ORIGIN,
+  accessibilityViolations,
   addVirtualAuthenticator,
   artifactsDir,
   launchChromium,
@@ -103,6 +104,7 @@ describe("console in a real browser", () => {
     const bg = await page.locator("form").first().evaluate((f) => getComputedStyle(f).borderRadius);
     assert.equal(bg, "6px");
     assert.deepEqual(violations, []);
+    assert.deepEqual(await accessibilityViolations(page), [], "axe: signed out");
   }));
 
   test("an API error is shown from its error body", () => step("register-error", async () => {
@@ -114,6 +116,7 @@ describe("console in a real browser", () => {
     await alert().waitFor();
     const text = await alert().textContent();
     assert.match(text, /^Error: .*at least 12 characters.*\(weak_password\)$/);
+    assert.deepEqual(await accessibilityViolations(page), [], "axe: error shown");
   }));
 
   test("register", () => step("register", async () => {
@@ -231,6 +234,7 @@ describe("console in a real browser", () => {
     assert.equal(await first.locator(".memory-content").textContent(), TEA);
     assert.match(await first.locator(".memory-meta").textContent(), /score \d\.\d{3}/);
     assert.match(await first.locator(".memory-meta").textContent(), /tags: prefs, drinks/);
+    assert.deepEqual(await accessibilityViolations(page), [], "axe: signed in, with results");
   }));
 
   test("delete a memory", () => step("delete", async () => {

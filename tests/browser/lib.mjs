@@ -1,8 +1,9 @@
 // Shared set-up for the browser tests and the auth bench: where the stack
-// is, playwright-core from the tools directory scripts/setup.sh fills, and
+// is, playwright-core and axe-core from the tools directory scripts/setup.sh
+// fills, and
 // Debian's chromium with a CDP virtual authenticator standing in for a
 // platform passkey. Nothing here skips: a missing piece is an error.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -30,16 +31,37 @@ export const CHROMIUM = process.env.MEMSHADOW_CHROMIUM || "/usr/bin/chromium";
 export const ARTIFACTS = join(process.env.MEMSHADOW_DATA || join(REPO_ROOT, ".data"),
   "artifacts", "browser");
 
-/** playwright-core, from $MEMSHADOW_NODE (where scripts/setup.sh installs it). */
-export function loadPlaywright() {
-  const nodeDir = process.env.MEMSHADOW_NODE || join(homedir(), ".cache", "memshadow", "npm");
-  const require = createRequire(join(nodeDir, "package.json"));
+const NODE_DIR = process.env.MEMSHADOW_NODE || join(homedir(), ".cache", "memshadow", "npm");
+
+/** A package from $MEMSHADOW_NODE (where scripts/setup.sh installs them). */
+function fromNodeDir(load) {
+  const require = createRequire(join(NODE_DIR, "package.json"));
   try {
-    return require("playwright-core");
+    return load(require);
   } catch (e) {
-    throw new Error(`playwright-core is not installed under ${nodeDir} ` +
-      `(run scripts/setup.sh): ${e.message}`);
+    throw new Error(`not installed under ${NODE_DIR} (run scripts/setup.sh): ${e.message}`);
   }
+}
+
+export function loadPlaywright() {
+  return fromNodeDir((require) => require("playwright-core"));
+}
+
+/**
+ * Runs axe-core in `page` against WCAG 2.1 A/AA and axe's best practices
+ * and returns the violations, one line each. The script is evaluated over
+ * CDP, which the page's Content-Security-Policy does not govern, so the
+ * page is checked under its real policy.
+ */
+let axeSource;
+export async function accessibilityViolations(page) {
+  axeSource ??= fromNodeDir((require) => readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"));
+  await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, {
+    runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"],
+  }));
+  return result.violations.map((v) =>
+    `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
 }
 
 /** Fails unless the API answers /health: the tests need the real stack. */
