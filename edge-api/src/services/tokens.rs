@@ -27,10 +27,19 @@ use crate::services::memories::rfc3339;
 
 /// `n` bytes from the platform's CSPRNG (OS, or crypto.getRandomValues on
 /// Workers). A failure is an infrastructure fault, never a weaker fallback.
+#[cfg(feature = "rng")]
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b).map_err(|e| ApiError::internal(format!("getrandom: {e}")))?;
     Ok(b)
+}
+
+/// Without the `rng` feature there is no randomness source: refuse.
+#[cfg(not(feature = "rng"))]
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], ApiError> {
+    Err(ApiError::internal(
+        "built without the rng feature: no randomness source",
+    ))
 }
 
 /// A random version-4 UUID.
