@@ -153,12 +153,19 @@ describe("console in a real browser", () => {
   }));
 
   test("a password alone now needs the passkey too", () => step("mfa", async () => {
-    await loginForm().getByLabel("Username").fill(account.username);
-    await loginForm().getByLabel("Password").fill(account.password);
-    await loginForm().getByRole("button", { name: "Sign in", exact: true }).click();
-    await expectNotice("Password accepted. Confirm the sign-in with your passkey.");
-    assert.match(await session().textContent(), /confirm with your passkey/);
-    assert.equal(await page.locator("#memories").isVisible(), false);
+    const passwordSignIn = async () => {
+      await loginForm().getByLabel("Username").fill(account.username);
+      await loginForm().getByLabel("Password").fill(account.password);
+      await loginForm().getByRole("button", { name: "Sign in", exact: true }).click();
+      await expectNotice("Password accepted. Confirm the sign-in with your passkey.");
+      assert.match(await session().textContent(), /confirm with your passkey/);
+      assert.equal(await page.locator("#memories").isVisible(), false);
+    };
+    await passwordSignIn();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expectNotice("Sign-in cancelled.");
+    assert.equal(await session().textContent(), "Not signed in.");
+    await passwordSignIn();
     await page.getByRole("button", { name: "Confirm with passkey" }).click();
     await expectNotice(`Passkey confirmed. Signed in as ${account.username}.`);
     await page.getByRole("heading", { name: "Memories", exact: true }).waitFor();

@@ -490,7 +490,10 @@ document.addEventListener("DOMContentLoaded", () => {
   click("passkey-login", () => passkeyLogin(false));
   click("passkey-login-username", () => passkeyLogin(true));
   click("mfa-confirm", confirmMfa);
-  click("mfa-cancel", async () => { clearSession(); notify("Sign-in cancelled."); });
+  click("mfa-cancel", async () => {
+    await logout();
+    if ($("error").hidden) notify("Sign-in cancelled.");
+  });
   click("add-passkey", addPasskey);
   click("logout", logout);
   click("list-all", listAll);
