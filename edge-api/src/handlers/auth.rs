@@ -1,5 +1,6 @@
 //! HTTP handlers for `/api/v1/auth/…` (accounts, tokens, telemetry, risk)
 //! and `/.well-known/jwks.json`.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::Deserialize;
 use serde_json::json;

@@ -1,5 +1,6 @@
 //! HTTP handlers for `/api/v1/auth/webauthn/…`: passkey registration,
 //! management and sign-in.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::Deserialize;
 use serde_json::{Value, json};

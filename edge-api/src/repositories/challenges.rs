@@ -1,4 +1,5 @@
 //! SQL for WebAuthn challenges: issue, and consume exactly once.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use uuid::Uuid;
 

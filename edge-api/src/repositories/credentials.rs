@@ -1,5 +1,6 @@
 //! SQL for passkeys (`webauthn_credentials`). Binary columns cross the port
 //! as hex (`decode($n, 'hex')`, `encode(col, 'hex')`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::Serialize;
 use uuid::Uuid;

@@ -1,5 +1,6 @@
 //! SQL for refresh tokens: insert, spend (rotation), look up, revoke a family.
 //! Tokens are stored as sha256 hex; the raw token never reaches Postgres.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use uuid::Uuid;
 

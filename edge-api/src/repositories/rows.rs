@@ -1,5 +1,6 @@
 //! Helpers shared by the auth repositories: reading text columns out of
 //! [`SqlRow`]s, and (in tests) checking that statements use every parameter.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::ports::{PortError, SqlRow};
 

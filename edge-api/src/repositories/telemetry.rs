@@ -1,4 +1,5 @@
 //! SQL for behavioural telemetry (`auth_telemetry`), in the user's scope.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde::Serialize;
 

@@ -1,6 +1,7 @@
 //! SQL for accounts (`users`) and failed-login throttling (`login_throttle`).
 //! Sign-in spans users before it knows who is signing in, so these
 //! statements run in the system scope.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use uuid::Uuid;
 
