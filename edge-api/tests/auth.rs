@@ -477,3 +477,46 @@ fn mint_token_dev_key_is_a_valid_signing_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+async fn stored_hash(h: &Harness, username: &str) -> String {
+    use edge_api::ports::{Sql, SqlScope};
+    let rows = h
+        .sql
+        .query(
+            &SqlScope::System,
+            "SELECT password_hash FROM users WHERE username = $1",
+            &[Some(username.to_string())],
+        )
+        .await
+        .unwrap();
+    rows[0][0].clone().unwrap()
+}
+
+/// A hash made with older parameters is replaced by one with the configured
+/// parameters on the next successful sign-in, and still verifies.
+#[tokio::test]
+async fn sign_in_upgrades_old_password_hashes() {
+    let mut h = harness().await;
+    let (username, _, _) = register(&h).await;
+    let before = stored_hash(&h, &username).await;
+    assert!(before.contains("$m=64,t=1,p=1$"), "{before}");
+    h.cfg.auth.argon2.memory_kib = 128;
+    let (res, _) = login(&h, &username, "wrong password entirely", &ip()).await;
+    assert_eq!(res.status, 401);
+    assert_eq!(
+        stored_hash(&h, &username).await,
+        before,
+        "a failed sign-in changes nothing"
+    );
+    let (res, _) = login(&h, &username, PASSWORD, &ip()).await;
+    assert_eq!(res.status, 200);
+    let after = stored_hash(&h, &username).await;
+    assert!(after.contains("$m=128,t=1,p=1$"), "{after}");
+    let (res, _) = login(&h, &username, PASSWORD, &ip()).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(
+        stored_hash(&h, &username).await,
+        after,
+        "no rehash when already current"
+    );
+}

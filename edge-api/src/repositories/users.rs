@@ -36,6 +36,10 @@ const FIND_BY_ID: &str = concat!(
     " FROM users u WHERE u.id = $1::uuid"
 );
 
+/// Replaces a password hash unless it changed meanwhile.
+const REHASH: &str =
+    "UPDATE users SET password_hash = $3 WHERE id = $1::uuid AND password_hash = $2";
+
 /// Locks in force for any of the keys ($1: JSON array), in ms since the epoch.
 const ACTIVE_LOCKS: &str = "SELECT key, floor(extract(epoch FROM locked_until) * 1000)::bigint::text \
      FROM login_throttle WHERE key IN (SELECT jsonb_array_elements_text($1::jsonb)) \
@@ -138,6 +142,18 @@ impl Users<'_> {
         rows.first().map(account).transpose()
     }
 
+    /// Stores a stronger hash of the same password (compare-and-set on the old one).
+    pub async fn rehash(&self, id: &Uuid, old: &str, new: &str) -> Result<(), PortError> {
+        self.sql
+            .query(
+                &SqlScope::System,
+                REHASH,
+                &[s(id.to_string()), s(old), s(new)],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// The latest lock in force among `keys`, as ms since the epoch.
     pub async fn active_lock(&self, keys: &[String], now: &str) -> Result<Option<i64>, PortError> {
         let keys = serde_json::to_string(keys).map_err(|e| PortError::failed(e.to_string()))?;
@@ -197,6 +213,7 @@ mod tests {
             ("CONFLICTS", CONFLICTS, 2),
             ("FIND_BY_NAME", FIND_BY_NAME, 1),
             ("FIND_BY_ID", FIND_BY_ID, 1),
+            ("REHASH", REHASH, 3),
             ("ACTIVE_LOCKS", ACTIVE_LOCKS, 2),
             ("RECORD_FAILURE", RECORD_FAILURE, 3),
             ("LOCK", LOCK, 2),

@@ -156,6 +156,21 @@ pub fn verify_password(hash: &str, password: &str) -> bool {
     }
 }
 
+/// Whether `hash` was made with other parameters (or another algorithm)
+/// than `p`: such a hash is replaced after the next successful sign-in.
+pub fn needs_rehash(hash: &str, p: &Argon2Params) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return true;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return true;
+    };
+    parsed.algorithm.as_str() != "argon2id"
+        || params.m_cost() != p.memory_kib
+        || params.t_cost() != p.iterations
+        || params.p_cost() != p.parallelism
+}
+
 /// Spends the same work as a verification with the configured parameters,
 /// for sign-ins to accounts that do not exist.
 pub fn dummy_verify(p: &Argon2Params, password: &str) {
@@ -280,6 +295,12 @@ pub async fn login(
         return Err(invalid_credentials());
     };
     users.clear_failures(&account_key).await?;
+    if needs_rehash(&account.password_hash, &ctx.cfg.auth.argon2) {
+        let new = hash_password(&ctx.cfg.auth.argon2, password)?;
+        users
+            .rehash(&account.id, &account.password_hash, &new)
+            .await?;
+    }
     let session = Session {
         user_id: account.id,
         amr: vec!["pwd".into()],
@@ -369,6 +390,20 @@ mod tests {
         assert!(!verify_password("not a hash", "x"));
         // Same password, new salt.
         assert_ne!(h, hash_password(&p, "correct horse battery").unwrap());
+        assert!(!needs_rehash(&h, &p));
+        assert!(needs_rehash(&h, &Argon2Params { iterations: 2, ..p }));
+        assert!(needs_rehash(
+            &h,
+            &Argon2Params {
+                memory_kib: 128,
+                ..p
+            }
+        ));
+        assert!(needs_rehash(
+            "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            &p
+        ));
+        assert!(needs_rehash("garbage", &p));
     }
 
     #[test]
