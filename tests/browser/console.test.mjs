@@ -216,6 +216,32 @@ describe("console in a real browser", () => {
     }
   }));
 
+  test("a session whose renewal is refused ends, and says so", () => step("session-ended", async () => {
+    const list = "**/api/v1/memory?limit=100";
+    const refresh = "**/api/v1/auth/refresh";
+    const refuse = (code) => (route) => route.fulfill({
+      status: 401,
+      contentType: "application/json",
+      body: JSON.stringify({ error: { code, message: `faked ${code}` } }),
+    });
+    await page.route(list, refuse("token_expired"));
+    await page.route(refresh, refuse("refresh_token_reused"));
+    try {
+      await page.getByRole("button", { name: "List all" }).click();
+      await alert().waitFor();
+      assert.equal(await alert().textContent(),
+        "Error: Your session has ended; sign in again. faked refresh_token_reused (refresh_token_reused)");
+      assert.equal(await session().textContent(), "Not signed in.");
+      assert.equal(await page.locator("#memories").isVisible(), false);
+    } finally {
+      await page.unroute(list);
+      await page.unroute(refresh);
+    }
+    await page.getByRole("button", { name: "Sign in with a passkey", exact: true }).click();
+    await expectNotice("Signed in with your passkey");
+    await page.getByRole("heading", { name: "Memories", exact: true }).waitFor();
+  }));
+
   test("add two memories", () => step("ingest", async () => {
     const form = page.locator("#ingest-form");
     for (const [content, tags] of [[TEA, "prefs, drinks"], [BACKUP, "ops"]]) {

@@ -156,6 +156,14 @@ function refreshTokens() {
     renewal = call("POST", "/auth/refresh", { refresh_token: session.refresh },
       { token: null, retry: false })
       .then(({ data }) => setTokens(data))
+      .catch((e) => {
+        // The session is over (revoked, expired or reused): start again.
+        if (e instanceof ApiError && e.status === 401) {
+          clearSession();
+          throw new ApiError(401, e.code, "Your session has ended; sign in again. " + e.message);
+        }
+        throw e;
+      })
       .finally(() => { renewal = null; });
   }
   return renewal;
@@ -216,7 +224,12 @@ function render() {
   $("mfa").hidden = !session.mfaPending;
   $("signed-in").hidden = !signedIn;
   $("memories").hidden = !signedIn;
+  // The status is a live region: rewrite it only when it changes, so a
+  // screen reader does not repeat it after every action.
+  const state = [signedIn, session.mfaPending, session.username].join("|");
   const s = $("session");
+  if (s.dataset.state === state) return;
+  s.dataset.state = state;
   s.textContent = "";
   if (signedIn && session.username) {
     s.append("Signed in as ");
