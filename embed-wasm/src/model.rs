@@ -63,9 +63,8 @@ impl Embedder {
     fn from_proto(proto: &ModelProto, tokenizer: Tokenizer) -> Result<Self, Error> {
         let load = |e: TractError| Error::ModelLoad(format!("{e:#}"));
         let mut model = tract_onnx::onnx()
-            // Keep the file's value_info: with symbolic (B, S), tract's own
-            // inference of the exporter's attention-mask subgraph gets the
-            // mask's query axis wrong (S instead of 1) and the run fails.
+            // Keep the file's value_info (symbolic shapes named `batch`,
+            // `sequence`): more facts for tract's analysis to check against.
             .with_ignore_value_info(false)
             .model_for_proto_model(proto)
             .map_err(load)?;
@@ -79,7 +78,7 @@ impl Embedder {
                 .ok_or_else(|| Error::ModelLoad(format!("unexpected model input {name:?}")))?;
             input_roles.push(role);
         }
-        // The names the exporter used in the file's shapes and value_info.
+        // The exporter's names: the file's value_info must unify with these.
         let batch = model.sym("batch");
         let seq = model.sym("sequence");
         for i in 0..inputs.len() {
