@@ -153,7 +153,7 @@ impl Tokenizer {
             .collect();
         // Longest first, so that the first match at a position is the
         // leftmost-longest one `tokenizers` picks.
-        added.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        added.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
         Ok(Self {
             vocab,
             added,
