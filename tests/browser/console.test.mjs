@@ -268,6 +268,17 @@ describe("console in a real browser", () => {
     assert.match(await first.locator(".memory-meta").textContent(), /score \d\.\d{3}/);
     assert.match(await first.locator(".memory-meta").textContent(), /tags: prefs, drinks/);
     assert.deepEqual(await accessibilityViolations(page), [], "axe: signed in, with results");
+    // With the embedding pool up (hybrid), meaning alone must find it too:
+    // the question shares no word but "Ada" with the memory.
+    if ((await page.locator("#results-summary").textContent()).endsWith("(hybrid).")) {
+      await form.getByLabel("Query").fill("What does Ada like to drink?");
+      await form.getByRole("button", { name: "Search" }).click();
+      await page.getByText(/match “What does Ada like to drink\?” \(hybrid\)/).waitFor();
+      assert.equal(await results().first().locator(".memory-content").textContent(), TEA);
+      await form.getByLabel("Query").fill("Ada green tea");
+      await form.getByRole("button", { name: "Search" }).click();
+      await page.getByText(/match “Ada green tea”/).waitFor();
+    }
   }));
 
   test("delete a memory", () => step("delete", async () => {
