@@ -62,7 +62,8 @@ fi
 # wasm-bindgen version in Cargo.lock exactly.
 cargo_tool() {
   local crate="$1" version="$2" bin="$3"
-  if "$MEMSHADOW_TOOLS/bin/$bin" --version 2>/dev/null | grep -q " $version\$"; then return 0; fi
+  # `--version` prints "0.8.7" (worker-build) or "wasm-bindgen 0.2.130".
+  if "$MEMSHADOW_TOOLS/bin/$bin" --version 2>/dev/null | grep -Eq "(^| )$version\$"; then return 0; fi
   echo "setup: cargo install $crate@$version"
   # --locked first for the exact tree the crate was released with; without it
   # when a locked dependency is no longer in the registry (a yanked release).
