@@ -33,3 +33,8 @@ echo "== tests"
 # Release mode: the tests share the release builds above (wasmtime, tract)
 # and real inference in a debug build would be needlessly slow.
 cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+
+echo "== browser"
+# The console in headless Chromium with a virtual passkey authenticator;
+# screenshots land in $MEMSHADOW_DATA/artifacts/browser/.
+node --test tests/browser/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
