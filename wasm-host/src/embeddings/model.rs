@@ -124,19 +124,37 @@ fn check(path: &Path, expected: &str) -> Result<String, ModelError> {
     }
 }
 
-/// Links `src` to `dst` (copying across file systems), replacing `dst`.
+/// Makes `dst` hold `src`'s bytes: a hard link (a copy across file systems)
+/// under a unique temporary name, then an atomic rename, so that concurrent
+/// starts sharing a cache never see a missing or half-written file.
 fn stage_file(src: &Path, dst: &Path) -> Result<(), ModelError> {
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
     let io = |source| ModelError::Io {
         path: dst.to_owned(),
         source,
     };
-    if dst.exists() {
-        std::fs::remove_file(dst).map_err(io)?;
+    let src_meta = std::fs::metadata(src).map_err(|source| ModelError::Io {
+        path: src.to_owned(),
+        source,
+    })?;
+    if let Ok(m) = std::fs::metadata(dst)
+        && m.dev() == src_meta.dev()
+        && m.ino() == src_meta.ino()
+    {
+        return Ok(());
     }
-    if std::fs::hard_link(src, dst).is_err() {
-        std::fs::copy(src, dst).map_err(io)?;
+    let tmp = dst.with_extension(format!(
+        "staging-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    if std::fs::hard_link(src, &tmp).is_err() {
+        std::fs::copy(src, &tmp).map_err(io)?;
     }
-    Ok(())
+    std::fs::rename(&tmp, dst).map_err(io)
 }
 
 /// Verifies the chosen variant and the tokenizer against the manifest and
@@ -173,13 +191,6 @@ pub fn prepare(
         path: staged_dir.clone(),
         source,
     })?;
-    // Check the source first: a wrong source must not be staged at all.
-    if !model_src.exists() {
-        return Err(ModelError::Io {
-            path: model_src,
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
-    }
     let staged_model = staged_dir.join("model.onnx");
     let staged_tok = staged_dir.join("tokenizer.json");
     stage_file(&model_src, &staged_model)?;

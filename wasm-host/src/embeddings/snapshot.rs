@@ -19,6 +19,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::bail;
@@ -92,7 +94,12 @@ fn sha256_hex(parts: &[&[u8]]) -> String {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
     Ok(())
@@ -165,6 +172,10 @@ pub fn load_or_build(
     model: &ModelInfo,
     cache_dir: &Path,
 ) -> anyhow::Result<(Module, LoadReport)> {
+    // Pools started concurrently in one process (tests) build the snapshot
+    // once: the others wait here and then find it in the cache.
+    static BUILD: Mutex<()> = Mutex::new(());
+    let _building = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let started = Instant::now();
     let wasm = std::fs::read(wasm_path).with_context(|| {
         format!(
