@@ -91,14 +91,12 @@ fn pick_texts(
                 .unwrap_or_default()
                 .split_whitespace()
                 .collect();
-            let mut lo = 0;
             let mut prefix = String::new();
             for w in words {
-                if lo > 0 {
+                if !prefix.is_empty() {
                     prefix.push(' ');
                 }
                 prefix.push_str(w);
-                lo += 1;
                 let n = tok.encode(&prefix).ids.len();
                 if n >= 126 {
                     if n <= 130 {
