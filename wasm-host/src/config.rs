@@ -147,6 +147,11 @@ pub struct Options {
     /// [default: 10000].
     #[arg(long, env = "MEMSHADOW_POOL_BREAKER_COOLDOWN_MS")]
     pub breaker_cooldown_ms: Option<u64>,
+
+    /// Write /tmp/perf-PID.map so that `perf report` names guest functions
+    /// (wasmtime's perfmap profiler), for profiling [default: false].
+    #[arg(long, env = "MEMSHADOW_POOL_PERFMAP")]
+    pub perfmap: Option<bool>,
 }
 
 impl Options {
@@ -203,6 +208,7 @@ impl Options {
             health_interval_ms: self.health_interval_ms.or(lower.health_interval_ms),
             breaker_failures: self.breaker_failures.or(lower.breaker_failures),
             breaker_cooldown_ms: self.breaker_cooldown_ms.or(lower.breaker_cooldown_ms),
+            perfmap: self.perfmap.or(lower.perfmap),
         }
     }
 }
@@ -233,6 +239,7 @@ pub struct Settings {
     pub health_interval: Duration,
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
+    pub perfmap: bool,
 }
 
 /// The epoch ticker's period; deadlines are rounded up to whole ticks.
@@ -364,6 +371,7 @@ impl Settings {
             )?),
             breaker_failures: positive("breaker_failures", o.breaker_failures.unwrap_or(3))?,
             breaker_cooldown: Duration::from_millis(o.breaker_cooldown_ms.unwrap_or(10_000)),
+            perfmap: o.perfmap.unwrap_or(false),
         })
     }
 
@@ -394,18 +402,21 @@ mod tests {
         assert!(s.pool_size >= 1);
         assert!(s.fallbacks.is_empty());
         assert_eq!(s.deadline_ticks(), 3000);
+        assert!(!s.perfmap, "profiling is opt-in");
     }
 
     #[test]
     fn flags_override_file() {
         let cli = Options::try_parse_from(["wasm-host", "--pool-size", "3"]).expect("flags");
-        let file: Options =
-            toml::from_str("pool_size = 7\nmax_batch = 4\nfallbacks = [\"http://gpu:1\"]")
-                .expect("toml");
+        let file: Options = toml::from_str(
+            "pool_size = 7\nmax_batch = 4\nfallbacks = [\"http://gpu:1\"]\nperfmap = true",
+        )
+        .expect("toml");
         let s = Settings::resolve(cli.over(file)).expect("valid");
         assert_eq!(s.pool_size, 3);
         assert_eq!(s.max_batch, 4);
         assert_eq!(s.fallbacks.len(), 1);
+        assert!(s.perfmap);
     }
 
     #[test]

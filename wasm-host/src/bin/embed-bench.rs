@@ -36,6 +36,9 @@ struct Args {
     /// Also measure a start with an empty cache (wizer snapshot + compile).
     #[arg(long)]
     cold_cache: bool,
+    /// Measure only (a), the pool: a quick loop while tuning the guest.
+    #[arg(long)]
+    pool_only: bool,
     #[command(flatten)]
     pool: Options,
 }
@@ -233,6 +236,9 @@ fn main() -> anyhow::Result<()> {
             })?;
             eprint!(".");
             rows.push(("wasm-host pool", len, b, s));
+            if args.pool_only {
+                continue;
+            }
             let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
             let s = measure(args.seconds, b, || {
                 native
@@ -243,6 +249,16 @@ fn main() -> anyhow::Result<()> {
             eprint!(".");
             rows.push(("tract native", len, b, s));
         }
+    }
+
+    if args.pool_only {
+        for (engine, len, b, s) in &rows {
+            println!(
+                "{engine} {len} batch {b}: {:.1} texts/s, p50 {:.1} ms",
+                s.texts_per_s, s.p50_ms
+            );
+        }
+        return Ok(());
     }
 
     // (c) onnxruntime, same file, one thread.

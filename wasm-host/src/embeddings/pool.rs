@@ -93,6 +93,9 @@ fn engine_config(settings: &Settings) -> Config {
         .table_elements(200_000);
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     cfg.memory_init_cow(true);
+    if settings.perfmap {
+        cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     cfg
 }
 
