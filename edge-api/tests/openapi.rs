@@ -5,160 +5,23 @@
 
 mod common;
 
+use common::schema::Documented;
 use common::{EmbedMode, Harness, random_uuid};
-use edge_api::handlers::openapi::OPENAPI_JSON;
+use edge_api::http::Response;
 use serde_json::{Value, json};
 
-/// Resolves a local `$ref` (`#/a/b/c`).
-fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
-    match v.get("$ref").and_then(Value::as_str) {
-        Some(r) => {
-            let target = r
-                .trim_start_matches("#/")
-                .split('/')
-                .fold(doc, |node, key| &node[key]);
-            resolve(doc, target)
-        }
-        None => v,
-    }
-}
-
-/// A small JSON Schema checker: the keywords this document uses
-/// (type incl. arrays with "null", properties, required,
-/// additionalProperties: false, items, enum, const, minimum, maximum, allOf).
-fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
-    let s = resolve(doc, schema);
-    if let Some(all) = s.get("allOf").and_then(Value::as_array) {
-        for sub in all {
-            check(doc, sub, v, at, errors);
-        }
-    }
-    if let Some(t) = s.get("type") {
-        let types: Vec<&str> = match t {
-            Value::String(x) => vec![x.as_str()],
-            Value::Array(xs) => xs.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        let ok = types.iter().any(|t| match *t {
-            "null" => v.is_null(),
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "integer" => v.is_i64() || v.is_u64(),
-            "number" => v.is_number(),
-            "boolean" => v.is_boolean(),
-            _ => false,
-        });
-        if !ok {
-            errors.push(format!("{at}: {v} is not of type {t}"));
-            return;
-        }
-    }
-    if let Some(e) = s.get("enum").and_then(Value::as_array)
-        && !e.contains(v)
-    {
-        errors.push(format!("{at}: {v} not in {e:?}"));
-    }
-    if let Some(c) = s.get("const")
-        && c != v
-    {
-        errors.push(format!("{at}: {v} != const {c}"));
-    }
-    if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), v.as_f64())
-        && n < min
-    {
-        errors.push(format!("{at}: {n} < {min}"));
-    }
-    if let (Some(max), Some(n)) = (s.get("maximum").and_then(Value::as_f64), v.as_f64())
-        && n > max
-    {
-        errors.push(format!("{at}: {n} > {max}"));
-    }
-    if let Some(obj) = v.as_object() {
-        let props = s.get("properties").and_then(Value::as_object);
-        for r in s
-            .get("required")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let r = r.as_str().unwrap_or_default();
-            if !obj.contains_key(r) {
-                errors.push(format!("{at}: missing required {r}"));
-            }
-        }
-        for (k, val) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(ps) => check(doc, ps, val, &format!("{at}.{k}"), errors),
-                None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    errors.push(format!("{at}: undocumented property {k}"))
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
-        for (i, x) in arr.iter().enumerate() {
-            check(doc, items, x, &format!("{at}[{i}]"), errors);
-        }
-    }
-}
-
+/// Every exchange is checked, and which (operation, status) pairs were seen
+/// is kept for the coverage assertions below.
 struct Validator {
-    doc: Value,
+    documented: Documented,
     seen: Vec<(String, String, u16)>,
 }
 
 impl Validator {
     /// Checks one exchange: `route` is the documented path template.
-    fn validate(
-        &mut self,
-        method: &str,
-        route: &str,
-        status: u16,
-        content_type: Option<&str>,
-        body: &[u8],
-    ) {
-        let op = &self.doc["paths"][route][method.to_lowercase()];
-        assert!(op.is_object(), "{method} {route} is not documented");
-        let resp = op["responses"].get(status.to_string()).unwrap_or_else(|| {
-            panic!(
-                "{method} {route}: status {status} is not documented; body {}",
-                String::from_utf8_lossy(body)
-            )
-        });
-        let resp = resolve(&self.doc, resp).clone();
-        self.seen.push((method.into(), route.into(), status));
-        let Some(content) = resp.get("content").and_then(Value::as_object) else {
-            assert!(
-                body.is_empty(),
-                "{method} {route} {status}: documented without a body"
-            );
-            return;
-        };
-        let ct = content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let media = content
-            .get(&ct)
-            .unwrap_or_else(|| panic!("{method} {route} {status}: content type {ct} undocumented"));
-        let values: Vec<Value> = if ct == "application/x-ndjson" {
-            String::from_utf8_lossy(body)
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("ndjson line"))
-                .collect()
-        } else {
-            vec![serde_json::from_slice(body).expect("JSON body")]
-        };
-        let mut errors = Vec::new();
-        for v in &values {
-            check(&self.doc, &media["schema"], v, "$", &mut errors);
-        }
-        assert!(errors.is_empty(), "{method} {route} {status}: {errors:#?}");
+    fn validate(&mut self, method: &str, route: &str, res: &Response) {
+        self.documented.assert(method, route, res);
+        self.seen.push((method.into(), route.into(), res.status));
     }
 }
 
@@ -166,7 +29,7 @@ impl Validator {
 async fn responses_match_the_document() {
     let h = Harness::new().await;
     let mut val = Validator {
-        doc: serde_json::from_str(OPENAPI_JSON).expect("doc"),
+        documented: Documented::new(),
         seen: Vec::new(),
     };
     let u = random_uuid();
@@ -183,13 +46,7 @@ async fn responses_match_the_document() {
                 body.map(|b| serde_json::to_vec(&b).expect("json")),
             )
             .await;
-        val.validate(
-            method,
-            route,
-            res.status,
-            res.header("content-type"),
-            &res.body,
-        );
+        val.validate(method, route, &res);
         res
     };
     go("GET", "/health", "/health", None, None).await;
@@ -362,13 +219,12 @@ async fn responses_match_the_document() {
 /// The checker itself rejects what it should (so a green run means something).
 #[test]
 fn checker_rejects_mismatches() {
-    let doc: Value = serde_json::from_str(OPENAPI_JSON).expect("doc");
+    let documented = Documented::new();
     let memory = json!({"$ref": "#/components/schemas/Memory"});
     let good = json!({"id": "00000000-0000-4000-8000-000000000000", "content": "c", "content_hash": "ab",
         "metadata": {}, "tags": [], "embedding_status": "ready", "embedding_model": null,
         "created_at": "t", "updated_at": "t", "accessed_at": null, "access_count": 0, "expires_at": null});
-    let mut errors = Vec::new();
-    check(&doc, &memory, &good, "$", &mut errors);
+    let errors = documented.errors(&memory, &good);
     assert!(errors.is_empty(), "{errors:?}");
     for (field, bad) in [
         ("access_count", json!(-1)),
@@ -378,13 +234,11 @@ fn checker_rejects_mismatches() {
     ] {
         let mut v = good.clone();
         v[field] = bad;
-        let mut errors = Vec::new();
-        check(&doc, &memory, &v, "$", &mut errors);
+        let errors = documented.errors(&memory, &v);
         assert!(!errors.is_empty(), "{field} should be rejected");
     }
     let mut v = good.clone();
     v.as_object_mut().expect("obj").remove("content");
-    let mut errors = Vec::new();
-    check(&doc, &memory, &v, "$", &mut errors);
+    let errors = documented.errors(&memory, &v);
     assert_eq!(errors, vec!["$: missing required content".to_string()]);
 }

@@ -9,6 +9,7 @@ mod auth_support;
 mod common;
 
 use auth_support::*;
+use common::schema::Documented;
 use common::{Harness, code};
 use edge_api::ports::Clock;
 use serde_json::{Value, json};

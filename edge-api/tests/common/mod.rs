@@ -26,6 +26,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub mod schema;
+
 pub const MODEL: &str = "all-MiniLM-L6-v2";
 pub const DIM: usize = 384;
 
