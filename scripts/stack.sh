@@ -44,6 +44,7 @@ start_pool() {
     return
   fi
   "$HOST_BIN" --listen "127.0.0.1:$MEMSHADOW_POOL_PORT" --wasm "$WASM" \
+    --manifest "$REPO_ROOT/embed-wasm/model-manifest.json" \
     --model-dir "$MEMSHADOW_MODEL_DIR" >"$RUN/pool.log" 2>&1 &
   echo $! >"$RUN/pool.pid"
   wait_http "$MEMSHADOW_POOL_URL/health" 300 "$RUN/pool.log"

@@ -30,8 +30,14 @@ pub fn pool_url() -> String {
     std::env::var("MEMSHADOW_POOL_URL").unwrap_or_else(|_| "http://127.0.0.1:8790".into())
 }
 
+/// The checkout the tests run from. Cargo sets `CARGO_MANIFEST_DIR` when it
+/// runs a test; the compile-time value is only a fallback, because a test
+/// binary that cargo reuses from another checkout of the same workspace
+/// (one shared `CARGO_TARGET_DIR`) would otherwise point there.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()

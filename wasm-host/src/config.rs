@@ -265,9 +265,20 @@ pub fn default_wasm_path() -> PathBuf {
     target.join("wasm32-wasip1/release/embed_wasm.wasm")
 }
 
-/// The manifest of the checkout this binary was built from.
+/// The manifest of the checkout this binary runs from: `cargo run` and
+/// `cargo test` set `CARGO_MANIFEST_DIR`; otherwise the checkout it was built
+/// from (scripts pass `--manifest` explicitly).
 pub fn default_manifest_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed-wasm/model-manifest.json")
+    crate_dir().join("../embed-wasm/model-manifest.json")
+}
+
+/// wasm-host's folder in the checkout (see [`default_manifest_path`]): a
+/// binary cargo reuses from another checkout through a shared target
+/// directory must not read that checkout's files.
+pub fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn default_model_dir() -> PathBuf {

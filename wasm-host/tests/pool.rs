@@ -304,15 +304,16 @@ async fn futures_join<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parity_with_onnxruntime_golden_vectors() {
-    let golden_path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../embed-wasm/tests/golden/embeddings.json"
-    );
-    let golden: Value = serde_json::from_str(
-        &std::fs::read_to_string(golden_path)
-            .unwrap_or_else(|e| panic!("golden file {golden_path} missing ({e}); it comes from scripts/model/golden_embeddings.py")),
-    )
-    .expect("golden json");
+    let golden_path =
+        wasm_host::config::crate_dir().join("../embed-wasm/tests/golden/embeddings.json");
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden_path).unwrap_or_else(|e| {
+            panic!(
+                "golden file {} missing ({e}); it comes from scripts/model/golden_embeddings.py",
+                golden_path.display()
+            )
+        }))
+        .expect("golden json");
     let texts: Vec<String> = golden["texts"]
         .as_array()
         .expect("texts")

@@ -135,7 +135,11 @@ mod tests {
 
     #[test]
     fn list_matches_the_folder() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/migrations");
+        // Cargo sets CARGO_MANIFEST_DIR when it runs a test: the checkout
+        // under test, even for a binary reused from another checkout.
+        let crate_dir =
+            std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+        let dir = format!("{crate_dir}/../schema/migrations");
         let mut files: Vec<String> = std::fs::read_dir(dir)
             .expect("schema/migrations exists")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())

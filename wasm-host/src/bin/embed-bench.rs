@@ -269,7 +269,7 @@ fn main() -> anyhow::Result<()> {
             "short": short, "long": long, "batches": args.batches, "max_tokens": info.max_tokens
         }))?,
     )?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ort_bench.py");
+    let script = wasm_host::config::crate_dir().join("bench/ort_bench.py");
     let out = std::process::Command::new(&args.python)
         .arg(&script)
         .arg(&model_path)
