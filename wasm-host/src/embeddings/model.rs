@@ -124,13 +124,23 @@ fn check(path: &Path, expected: &str) -> Result<String, ModelError> {
     }
 }
 
+/// A name beside `path` that no other writer uses (process id and a
+/// counter), for a file written completely before it is renamed into place.
+pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// Makes `dst` hold `src`'s bytes: a hard link (a copy across file systems)
 /// under a unique temporary name, then an atomic rename, so that concurrent
 /// starts sharing a cache never see a missing or half-written file.
 fn stage_file(src: &Path, dst: &Path) -> Result<(), ModelError> {
     use std::os::unix::fs::MetadataExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
 
     let io = |source| ModelError::Io {
         path: dst.to_owned(),
@@ -146,11 +156,7 @@ fn stage_file(src: &Path, dst: &Path) -> Result<(), ModelError> {
     {
         return Ok(());
     }
-    let tmp = dst.with_extension(format!(
-        "staging-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp = temp_sibling(dst);
     if std::fs::hard_link(src, &tmp).is_err() {
         std::fs::copy(src, &tmp).map_err(io)?;
     }
