@@ -74,6 +74,13 @@ start() {
   prepare_binaries
   local pgdata; pgdata="$(data_dir)"
   [ "$(id -u)" = 0 ] && chown "$PG_USER" "$pgdata" && chmod 700 "$pgdata"
+  # The server writes its own log: where it cannot reach the checkout (a
+  # clone in a private directory, as `mktemp -d` makes), the log lives
+  # beside its data, with a link from the usual place.
+  if [ "$(id -u)" = 0 ] && ! runuser -u "$PG_USER" -- test -x "$MEMSHADOW_DATA"; then
+    ln -sfn "$pgdata.log" "$LOG"
+    LOG="$pgdata.log"
+  fi
   if [ ! -f "$pgdata/PG_VERSION" ]; then
     as_pg "$PG_BIN/initdb" -D "$pgdata" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   fi
