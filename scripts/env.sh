@@ -28,6 +28,10 @@ export MEMSHADOW_PG_BIN="$MEMSHADOW_VENV/lib/python3.11/site-packages/pgserver/p
 # which row-level security applies to.
 export MEMSHADOW_ADMIN_DATABASE_URL="${MEMSHADOW_ADMIN_DATABASE_URL:-postgres://postgres@127.0.0.1:$MEMSHADOW_PG_PORT/memshadow}"
 export DATABASE_URL="${DATABASE_URL:-postgres://memshadow_app:memshadow_app@127.0.0.1:$MEMSHADOW_PG_PORT/memshadow}"
+# wrangler dev reads the local Hyperdrive target from this variable before
+# wrangler.toml's localConnectionString, so a stack on another Postgres port
+# (MEMSHADOW_PG_PORT) reaches its own database.
+export CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE="${CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE:-$DATABASE_URL}"
 
 export WRANGLER_SEND_METRICS=false
 # wrangler dev otherwise tries to fetch Request.cf data from the network at start.
