@@ -33,22 +33,10 @@ fn another_users_memories_are_invisible_by_every_route() {
     );
 
     // Search, list, export and filters show nothing of Alice's.
-    let hits = mallory
-        .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "bank PIN grandmother", "limit": 100}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(hits["results"], json!([]));
-    let filtered = mallory
-        .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "PIN", "filters": {"metadata": {"owner": "alice"}}}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(filtered["results"], json!([]));
+    let (hits, _) = mallory.retrieve("limit=100", &json!({"query": "bank PIN grandmother"}));
+    assert_eq!(hits, Vec::<serde_json::Value>::new());
+    let (filtered, _) = mallory.retrieve("", &json!({"query": "PIN", "filters": {"owner": "alice"}}));
+    assert_eq!(filtered, Vec::<serde_json::Value>::new());
     assert_eq!(
         mallory.get("/api/v1/memory?tag=secret").expect(200).json()["memories"],
         json!([])
@@ -74,12 +62,6 @@ fn another_users_memories_are_invisible_by_every_route() {
         json!({"owner": "alice"}),
         "Mallory's PATCH changed nothing"
     );
-    let alice_hits = alice
-        .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "bank PIN grandmother"}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(alice_hits["results"][0]["id"], secret["id"]);
+    let (alice_hits, _) = alice.retrieve("", &json!({"query": "bank PIN grandmother"}));
+    assert_eq!(alice_hits[0]["id"], secret["id"]);
 }

@@ -16,9 +16,9 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-fn retrieve(client: &Client, body: Value) -> Vec<Value> {
-    let reply = client.post("/api/v1/memory/retrieve", &body).expect(200);
-    reply.json()["results"].as_array().expect("results").clone()
+/// The hits of a retrieve (`query`: its query string, e.g. `limit=3`).
+fn retrieve(client: &Client, query: &str, body: Value) -> Vec<Value> {
+    client.retrieve(query, &body).0
 }
 
 #[test]
@@ -99,7 +99,8 @@ fn retrieve_ranks_the_relevant_memory_first_and_counts_access() {
     // No word of the query appears in the target: only the vector branch can find it.
     let hits = retrieve(
         &client,
-        json!({"query": "Where does my sibling reside?", "limit": 3}),
+        "limit=3",
+        json!({"query": "Where does my sibling reside?"}),
     );
     assert_eq!(hits.len(), 3);
     assert_eq!(
@@ -129,11 +130,13 @@ fn retrieve_ranks_the_relevant_memory_first_and_counts_access() {
     // Paging: offset 1 continues where offset 0 with limit 1 stopped.
     let first = retrieve(
         &client,
-        json!({"query": "Where does my sibling reside?", "limit": 1}),
+        "limit=1",
+        json!({"query": "Where does my sibling reside?"}),
     );
     let second = retrieve(
         &client,
-        json!({"query": "Where does my sibling reside?", "limit": 1, "offset": 1}),
+        "limit=1&offset=1",
+        json!({"query": "Where does my sibling reside?"}),
     );
     assert_eq!(first[0]["id"], hits[0]["id"]);
     assert_eq!(second[0]["id"], hits[1]["id"]);
@@ -153,7 +156,8 @@ fn retrieve_filters_by_metadata_tags_and_dates() {
 
     let only_work = retrieve(
         &client,
-        json!({"query": "Tuesday 9:30", "filters": {"metadata": {"area": "work"}}}),
+        "",
+        json!({"query": "Tuesday 9:30", "filters": {"area": "work"}}),
     );
     assert_eq!(
         ids(&json!(only_work)),
@@ -162,7 +166,8 @@ fn retrieve_filters_by_metadata_tags_and_dates() {
 
     let health = retrieve(
         &client,
-        json!({"query": "Tuesday 9:30", "filters": {"tags": ["health"]}}),
+        "",
+        json!({"query": "Tuesday 9:30", "tags": ["health"]}),
     );
     assert_eq!(
         ids(&json!(health)),
@@ -171,36 +176,47 @@ fn retrieve_filters_by_metadata_tags_and_dates() {
 
     let future = retrieve(
         &client,
-        json!({"query": "Tuesday", "filters": {"created_after": "2999-01-01T00:00:00Z"}}),
+        "",
+        json!({"query": "Tuesday", "created_after": "2999-01-01T00:00:00Z"}),
     );
     assert!(future.is_empty());
     let past = retrieve(
         &client,
-        json!({"query": "Tuesday", "filters": {"created_before": "2000-01-01T00:00:00Z"}}),
+        "",
+        json!({"query": "Tuesday", "created_before": "2000-01-01T00:00:00Z"}),
     );
     assert!(past.is_empty());
 
     let bad = client
         .post(
             "/api/v1/memory/retrieve",
-            &json!({"query": "x", "filters": {"metadata": "area"}}),
+            &json!({"query": "x", "filters": "area"}),
         )
         .expect(422);
     assert_eq!(bad.error_code(), "invalid_filter");
-    let bad_date = client.post(
-        "/api/v1/memory/retrieve",
-        &json!({"query": "x", "filters": {"created_after": "yesterday"}}),
-    );
-    assert!(matches!(bad_date.status, 400 | 422), "{}", bad_date.text);
-    for limit in [0, 101] {
+    let bad_date = client
+        .post(
+            "/api/v1/memory/retrieve",
+            &json!({"query": "x", "created_after": "yesterday"}),
+        )
+        .expect(422);
+    assert_eq!(bad_date.error_code(), "invalid_filter");
+    for query in ["limit=0", "limit=101", "offset=-1", "offset=1001", "limit=x"] {
         let r = client
             .post(
-                "/api/v1/memory/retrieve",
-                &json!({"query": "x", "limit": limit}),
+                &format!("/api/v1/memory/retrieve?{query}"),
+                &json!({"query": "x"}),
             )
             .expect(422);
-        assert_eq!(r.error_code(), "invalid_field");
+        assert_eq!(r.error_code(), "invalid_field", "{query}");
     }
+    let in_body = client
+        .post(
+            "/api/v1/memory/retrieve",
+            &json!({"query": "x", "limit": 5}),
+        )
+        .expect(422);
+    assert_eq!(in_body.error_code(), "unknown_field");
 }
 
 #[test]
@@ -236,6 +252,7 @@ fn patch_merges_metadata_and_reembeds_changed_content() {
             &path,
             &json!({"content": "The reactor coolant pump needs a new seal."}),
         )
+        .expect(200)
         .json();
     assert_eq!(
         changed["content"],
@@ -244,7 +261,8 @@ fn patch_merges_metadata_and_reembeds_changed_content() {
     assert_eq!(changed["embedding_status"], "ready");
     let hits = retrieve(
         &client,
-        json!({"query": "nuclear plant maintenance parts", "limit": 1}),
+        "limit=1",
+        json!({"query": "nuclear plant maintenance parts"}),
     );
     assert_eq!(
         hits[0]["id"],
@@ -264,7 +282,8 @@ fn delete_one_and_delete_by_filter() {
     let keep = client.ingest("gamma memory to keep", json!({"tags": ["keep"]}));
 
     let a_path = format!("/api/v1/memory/{}", a["id"].as_str().expect("id"));
-    client.delete(&a_path).expect(204);
+    let gone = client.delete(&a_path).expect(200).json();
+    assert_eq!(gone, json!({"status": "deleted", "memory_id": a["id"]}));
     assert_eq!(
         client.get(&a_path).expect(404).error_code(),
         "memory_not_found"
@@ -378,11 +397,11 @@ fn batch_reports_each_item() {
         .json();
     let results = reply["results"].as_array().expect("results");
     assert_eq!(results.len(), 4);
-    assert_eq!(results[0]["status"], 201);
+    assert_eq!(results[0]["status"], 200);
     assert_eq!(results[1]["status"], 409);
     assert_eq!(results[1]["error"]["code"], "duplicate_memory");
     assert_eq!(results[2]["status"], 422);
-    assert_eq!(results[3]["status"], 201);
+    assert_eq!(results[3]["status"], 200);
     assert_eq!(reply["stored"], 2);
     assert_eq!(
         client.get("/api/v1/memory").expect(200).json()["memories"]
@@ -412,7 +431,7 @@ fn expired_memories_never_appear() {
     let id = m["id"].as_str().expect("id");
     std::thread::sleep(Duration::from_secs(3));
     client.get(&format!("/api/v1/memory/{id}")).expect(404);
-    assert!(retrieve(&client, json!({"query": "zebra crossing"})).is_empty());
+    assert!(retrieve(&client, "", json!({"query": "zebra crossing"})).is_empty());
     assert_eq!(
         client.get("/api/v1/memory").expect(200).json()["memories"],
         json!([])

@@ -1,6 +1,6 @@
 //! End-to-end: an embedding-pool outage during ingest loses nothing. A second
 //! real Worker is wired to the real pool through a forwarder the test
-//! switches off; ingest answers 202 and keeps the row pending, retrieval
+//! switches off; ingest answers 200 with the row pending, retrieval
 //! falls back to full text, and once the pool is back the scheduled job
 //! (triggered through wrangler's /__scheduled) embeds every pending row.
 
@@ -61,7 +61,7 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
             "/api/v1/memory/ingest",
             &json!({"content": "The spare key hangs behind the garden shed door."}),
         )
-        .expect(202);
+        .expect(200);
     let first: Value = reply.json();
     assert_eq!(first["embedding_status"], "pending");
     let batch = client
@@ -71,23 +71,20 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
         )
         .expect(200)
         .json();
-    assert_eq!(batch["results"][0]["status"], 202);
+    assert_eq!(batch["results"][0]["status"], 200);
     let second = batch["results"][0]["memory"].clone();
+    assert_eq!(second["embedding_status"], "pending");
     let ids = [
         first["id"].as_str().expect("id").to_string(),
         second["id"].as_str().expect("id").to_string(),
     ];
 
     // Retrieval degrades to full text instead of failing.
-    let text_only = client
-        .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "garden shed key"}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(text_only["mode"], "text");
-    assert_eq!(text_only["results"][0]["id"], first["id"]);
+    // The headers say so, and that two memories wait for an embedding.
+    let (text_only, reply) = client.retrieve("", &json!({"query": "garden shed key"}));
+    assert_eq!(reply.header("x-retrieval-mode").as_deref(), Some("text"));
+    assert_eq!(reply.header("x-pending-embeddings").as_deref(), Some("2"));
+    assert_eq!(text_only[0]["id"], first["id"]);
 
     // A scheduled run while the pool is still down keeps the rows pending.
     run_scheduled(&worker);
@@ -109,13 +106,11 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
     );
 
     // Semantic search now finds the row with words it does not contain.
-    let hybrid = client
-        .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "where can I find a house key outdoors?", "limit": 1}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(hybrid["mode"], "hybrid");
-    assert_eq!(hybrid["results"][0]["id"], first["id"]);
+    let (hybrid, reply) = client.retrieve(
+        "limit=1",
+        &json!({"query": "where can I find a house key outdoors?"}),
+    );
+    assert_eq!(reply.header("x-retrieval-mode").as_deref(), Some("hybrid"));
+    assert_eq!(reply.header("x-pending-embeddings").as_deref(), Some("0"));
+    assert_eq!(hybrid[0]["id"], first["id"]);
 }

@@ -108,15 +108,31 @@ async fn responses_match_the_document() {
         "POST",
         retrieve,
         retrieve,
-        Some(json!({"query": "validated", "filters": {"tags": ["t"]}})),
+        Some(json!({"query": "validated", "filters": {"a": 1}, "tags": ["t"]})),
         Some(u),
     )
     .await;
     go(
         "POST",
+        "/api/v1/memory/retrieve?limit=2&offset=1",
         retrieve,
+        Some(json!({"query": "memory b1", "mode": "vector"})),
+        Some(u),
+    )
+    .await;
+    go(
+        "POST",
+        "/api/v1/memory/retrieve?limit=0",
         retrieve,
-        Some(json!({"query": "memory b1", "limit": 2})),
+        Some(json!({"query": "memory"})),
+        Some(u),
+    )
+    .await;
+    go(
+        "POST",
+        "/api/v1/memory/retrieve?page=2",
+        retrieve,
+        Some(json!({"query": "memory"})),
         Some(u),
     )
     .await;
@@ -126,6 +142,14 @@ async fn responses_match_the_document() {
         retrieve,
         retrieve,
         Some(json!({"query": "pending"})),
+        Some(u),
+    )
+    .await;
+    go(
+        "POST",
+        retrieve,
+        retrieve,
+        Some(json!({"query": "pending", "mode": "vector"})),
         Some(u),
     )
     .await;
@@ -207,12 +231,10 @@ async fn responses_match_the_document() {
             .collect()
     };
     // The scenario exercised the interesting statuses, not just 200s.
-    assert!(
-        statuses(ingest, "POST")
-            .iter()
-            .all(|s| [201, 409, 422, 401, 202].contains(s))
-    );
-    assert_eq!(statuses(tpl, "PATCH"), vec![200, 202, 409, 422]);
+    assert_eq!(statuses(ingest, "POST"), vec![200, 409, 422, 401, 200]);
+    assert_eq!(statuses(retrieve, "POST"), vec![200, 200, 422, 400, 200, 503]);
+    assert_eq!(statuses(tpl, "PATCH"), vec![200, 200, 409, 422]);
+    assert_eq!(statuses(tpl, "DELETE"), vec![200, 404]);
     assert!(statuses("/ready", "GET").contains(&503));
 }
 
@@ -241,4 +263,35 @@ fn checker_rejects_mismatches() {
     v.as_object_mut().expect("obj").remove("content");
     let errors = documented.errors(&memory, &v);
     assert_eq!(errors, vec!["$: missing required content".to_string()]);
+}
+
+/// A documented required header that is missing fails the check.
+#[test]
+#[should_panic(expected = "required header x-retrieval-mode is missing")]
+fn checker_requires_documented_headers() {
+    let res = Response {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-pending-embeddings".into(), "0".into()),
+        ],
+        body: b"[]".to_vec(),
+    };
+    Documented::new().assert("POST", "/api/v1/memory/retrieve", &res);
+}
+
+/// A header value outside its documented schema fails the check.
+#[test]
+#[should_panic(expected = "header x-pending-embeddings")]
+fn checker_checks_header_values() {
+    let res = Response {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("x-retrieval-mode".into(), "text".into()),
+            ("x-pending-embeddings".into(), "-1".into()),
+        ],
+        body: b"[]".to_vec(),
+    };
+    Documented::new().assert("POST", "/api/v1/memory/retrieve", &res);
 }

@@ -45,7 +45,7 @@ async fn pending_rows_become_ready() {
             json!({"content": "written during an outage of the pool"}),
         )
         .await;
-    assert_eq!(s, 202);
+    assert_eq!((s, m["embedding_status"].as_str()), (200, Some("pending")));
     let id = m["id"].as_str().expect("id").to_string();
 
     h.embedder.mode.set(EmbedMode::Up);
@@ -58,16 +58,12 @@ async fn pending_rows_become_ready() {
     assert_eq!(got["embedding_status"], "ready");
     assert_eq!(got["embedding_model"], common::MODEL);
     // Now the vector branch finds it too.
-    let (_, r) = h
-        .call(
-            "POST",
-            "/api/v1/memory/retrieve",
-            Some(u),
-            Some(json!({"query": "outage of the pool"})),
-        )
+    let r = h
+        .retrieve(u, "", json!({"query": "outage of the pool"}))
         .await;
-    assert_eq!(r["results"][0]["id"], json!(id));
-    assert_eq!(r["results"][0]["vector_rank"], 1);
+    assert_eq!(r.body[0]["id"], json!(id));
+    assert_eq!(r.body[0]["vector_rank"], 1);
+    assert_eq!(r.pending, Some(0));
     let json_report: Value = serde_json::to_value(&report).expect("serialize");
     assert_eq!(json_report["cron"], "*/1 * * * *");
     h.cleanup(u).await;
@@ -201,21 +197,8 @@ async fn a_model_change_re_embeds_in_the_background() {
         .await
         .expect("update");
     // Its vector is not compared with the current model's query vectors.
-    let (_, r) = h
-        .call(
-            "POST",
-            "/api/v1/memory/retrieve",
-            Some(u),
-            Some(json!({"query": "zzz unrelated"})),
-        )
-        .await;
-    assert!(
-        r["results"]
-            .as_array()
-            .expect("r")
-            .iter()
-            .all(|x| x["id"] != json!(id))
-    );
+    let r = h.retrieve(u, "", json!({"query": "zzz unrelated"})).await;
+    assert!(!r.ids().contains(&id));
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.requeued_stale >= 1, "{r:?}");
     let (_, got) = h
@@ -259,15 +242,8 @@ async fn concurrent_retrieves_do_not_deadlock() {
                 for i in 0..5 {
                     // Different queries rank the same rows in different orders.
                     let q = format!("lanterns number {}", (t * 7 + i) % 40);
-                    let (s, r) = h
-                        .call(
-                            "POST",
-                            "/api/v1/memory/retrieve",
-                            Some(u),
-                            Some(json!({"query": q, "limit": 40})),
-                        )
-                        .await;
-                    assert_eq!(s, 200, "{r}");
+                    let r = h.retrieve(u, "limit=40", json!({"query": q})).await;
+                    assert_eq!(r.status, 200, "{}", r.body);
                 }
             })
         }));

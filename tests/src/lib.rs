@@ -189,21 +189,33 @@ impl Client {
         self.send("POST", path, Some(body), "application/json")
     }
 
-    /// Ingests `content` and returns the stored memory (201 or 202).
+    /// Ingests `content` and returns the stored memory (200, embedded inline
+    /// or pending: its `embedding_status` says which).
     #[track_caller]
     pub fn ingest(&self, content: &str, extra: Value) -> Value {
         let mut body = json!({ "content": content });
         if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
             obj.extend(more.clone());
         }
-        let reply = self.post("/api/v1/memory/ingest", &body);
-        assert!(
-            reply.status == 201 || reply.status == 202,
-            "ingest answered {}: {}",
-            reply.status,
-            reply.text
-        );
-        reply.json()
+        self.post("/api/v1/memory/ingest", &body).expect(200).json()
+    }
+
+    /// `POST /api/v1/memory/retrieve?{query}`; asserts 200 and returns the
+    /// hits (a JSON array, best first) and the whole reply (headers).
+    #[track_caller]
+    pub fn retrieve(&self, query: &str, body: &Value) -> (Vec<Value>, Reply) {
+        let path = if query.is_empty() {
+            "/api/v1/memory/retrieve".to_string()
+        } else {
+            format!("/api/v1/memory/retrieve?{query}")
+        };
+        let reply = self.post(&path, body).expect(200);
+        let hits = reply
+            .json()
+            .as_array()
+            .unwrap_or_else(|| panic!("retrieve answers a JSON array: {}", reply.text))
+            .clone();
+        (hits, reply)
     }
 }
 

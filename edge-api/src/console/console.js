@@ -133,7 +133,7 @@ async function call(method, path, body, { token = session.access, retry = true }
       data = null;
     }
   }
-  if (res.ok) return { status: res.status, data };
+  if (res.ok) return { status: res.status, data, headers: res.headers };
   const err = data && data.error;
   const code = (err && err.code) || "http_" + res.status;
   const message = (err && err.message) || res.statusText || "request failed";
@@ -451,9 +451,9 @@ async function ingest() {
   const tags = $("ingest-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
   const body = { content };
   if (tags.length) body.tags = tags;
-  const { status } = await call("POST", "/memory/ingest", body);
+  const { data } = await call("POST", "/memory/ingest", body);
   $("ingest-form").reset();
-  notify(status === 202
+  notify(data && data.embedding_status === "pending"
     ? "Memory added; its embedding is pending, so search finds it by its words for now."
     : "Memory added.");
 }
@@ -461,12 +461,18 @@ async function ingest() {
 async function retrieve() {
   const query = $("retrieve-query").value.trim();
   const limit = Number($("retrieve-limit").value) || 10;
-  const { data } = await call("POST", "/memory/retrieve", { query, limit });
-  const results = (data && data.results) || [];
-  const mode = data && data.mode ? " (" + data.mode + ")" : "";
+  // The answer is an array of hits; how it was searched comes in headers.
+  const { data, headers } = await call("POST", "/memory/retrieve?limit=" + encodeURIComponent(limit),
+    { query });
+  const results = Array.isArray(data) ? data : [];
+  const mode = headers.get("x-retrieval-mode");
+  const pending = Number(headers.get("x-pending-embeddings")) || 0;
+  const facts = [mode, pending === 1 ? "1 memory still being embedded"
+    : pending > 1 ? pending + " memories still being embedded" : ""].filter(Boolean).join("; ");
+  const how = facts ? " (" + facts + ")" : "";
   showMemories(results,
-    results.length === 1 ? "1 memory matches “" + query + "”" + mode + "."
-      : results.length + " memories match “" + query + "”" + mode + ".", true);
+    results.length === 1 ? "1 memory matches “" + query + "”" + how + "."
+      : results.length + " memories match “" + query + "”" + how + ".", true);
   notify("");
 }
 

@@ -17,7 +17,7 @@ use crate::services::{risk, tokens};
 pub async fn register(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
     let body: RegisterRequest = json::parse_body(req)?;
     let out = accounts::register(ctx, body).await?;
-    Ok(response(201, &out))
+    Ok(response(200, &out))
 }
 
 #[derive(Debug, Deserialize)]

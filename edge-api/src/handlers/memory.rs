@@ -10,9 +10,10 @@ use crate::http::{Request, Response};
 use crate::json::{self, response};
 use crate::repositories::memories::Filters;
 use crate::router::parse_query;
+use crate::services::memories::retrieval::{Page, RetrieveRequest};
 use crate::services::memories::{
     BatchRequest, Cursor, DEFAULT_LIST_LIMIT, FilterBody, IngestRequest, MemoryService,
-    PatchRequest, RetrieveRequest, build_filters,
+    PatchRequest, build_filters,
 };
 
 /// NDJSON export stops adding pages past this size and hands back a cursor
@@ -20,12 +21,14 @@ use crate::services::memories::{
 const EXPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
 const EXPORT_PAGE: usize = 200;
 
+/// 200 with the memory whether it was embedded inline or stored pending:
+/// its `embedding_status` (`ready` | `pending`) says which.
 pub async fn ingest(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
     let body: IngestRequest = json::parse_body(req)?;
     let svc = MemoryService::new(ctx, user);
     let mut out = svc.ingest_many(vec![Ok(body)]).await?;
     match out.pop() {
-        Some(Ok((status, row))) => Ok(response(status, &row)),
+        Some(Ok(row)) => Ok(response(200, &row)),
         Some(Err(e)) => Err(e),
         None => Err(ApiError::internal("ingest returned nothing")),
     }
@@ -44,28 +47,49 @@ pub async fn batch(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response,
         body.items.into_iter().map(json::from_value).collect();
     let svc = MemoryService::new(ctx, user);
     let outcomes = svc.ingest_many(items).await?;
+    // Each item answers as a single ingest would: 200 with the memory, or
+    // the error's status with its error object.
+    let stored = outcomes.iter().filter(|o| o.is_ok()).count();
     let results: Vec<Value> = outcomes
         .into_iter()
         .enumerate()
         .map(|(index, o)| match o {
-            Ok((status, row)) => json!({"index": index, "status": status, "memory": row}),
+            Ok(row) => json!({"index": index, "status": 200, "memory": row}),
             Err(e) => json!({"index": index, "status": e.code.status(), "error": e.body_object()}),
         })
         .collect();
-    let stored = results
-        .iter()
-        .filter(|r| r["status"] == 201 || r["status"] == 202)
-        .count();
     Ok(response(
         200,
         &json!({"results": results, "stored": stored, "failed": results.len() - stored}),
     ))
 }
 
+/// A JSON array of hits, best first. `limit` and `offset` are query
+/// parameters; the mode used and the caller's pending-embedding count
+/// travel in the `x-retrieval-mode` and `x-pending-embeddings` headers.
 pub async fn retrieve(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
+    let (mut limit, mut offset) = (None, None);
+    for (k, v) in parse_query(&req.query)? {
+        match k.as_str() {
+            "limit" => limit = Some(v),
+            "offset" => offset = Some(v),
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidParameter,
+                    format!("unknown query parameter {:?}", json::truncate(other, 64)),
+                ));
+            }
+        }
+    }
+    let page = Page::parse(limit.as_deref(), offset.as_deref(), &ctx.cfg.limits)?;
     let body: RetrieveRequest = json::parse_body(req)?;
-    let out = MemoryService::new(ctx, user).retrieve(body).await?;
-    Ok(response(200, &out))
+    let out = MemoryService::new(ctx, user).retrieve(body, page).await?;
+    let mut res = response(200, &out.hits);
+    res.headers
+        .push(("x-retrieval-mode".into(), out.mode.name().into()));
+    res.headers
+        .push(("x-pending-embeddings".into(), out.pending.to_string()));
+    Ok(res)
 }
 
 pub async fn get(ctx: &Ctx<'_>, user: Uuid, id: Uuid) -> Result<Response, ApiError> {
@@ -80,17 +104,16 @@ pub async fn patch(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let body: PatchRequest = json::parse_body(req)?;
-    let (status, row) = MemoryService::new(ctx, user).patch(&id, body).await?;
-    Ok(response(status, &row))
+    let row = MemoryService::new(ctx, user).patch(&id, body).await?;
+    Ok(response(200, &row))
 }
 
 pub async fn delete(ctx: &Ctx<'_>, user: Uuid, id: Uuid) -> Result<Response, ApiError> {
     MemoryService::new(ctx, user).delete(&id).await?;
-    Ok(Response {
-        status: 204,
-        headers: vec![("cache-control".into(), "no-store".into())],
-        body: Vec::new(),
-    })
+    Ok(response(
+        200,
+        &json!({"status": "deleted", "memory_id": id.to_string()}),
+    ))
 }
 
 /// Query parameters shared by list, export and bulk delete.

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_auth",
         include_str!("../../../schema/migrations/0002_auth.sql"),
     ),
+    (
+        "0005_pending_by_user",
+        include_str!("../../../schema/migrations/0005_pending_by_user.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

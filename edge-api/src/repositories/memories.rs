@@ -486,7 +486,8 @@ impl Memories<'_> {
     }
 
     /// Hybrid retrieval; see [`RETRIEVE`]. `candidates` per branch must be
-    /// at least `offset + limit`.
+    /// at least `offset + limit`. A `None` vector skips the vector branch, a
+    /// `None` text the full-text branch.
     #[allow(clippy::too_many_arguments)]
     pub async fn retrieve(
         &self,
@@ -495,7 +496,7 @@ impl Memories<'_> {
         f: &Filters,
         query_vector: Option<String>,
         model: &str,
-        query_text: &str,
+        query_text: Option<&str>,
         candidates: usize,
         limit: usize,
         offset: usize,
@@ -504,7 +505,7 @@ impl Memories<'_> {
         params.extend([
             query_vector,
             s(model),
-            s(query_text),
+            query_text.map(str::to_string),
             s(candidates.to_string()),
             s(limit.to_string()),
             s(offset.to_string()),

@@ -3,6 +3,7 @@
 pub mod challenges;
 pub mod credentials;
 pub mod memories;
+pub mod pending;
 pub mod refresh_tokens;
 pub mod rows;
 pub mod telemetry;

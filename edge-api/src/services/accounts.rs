@@ -44,6 +44,8 @@ pub struct Registered {
     pub id: String,
     pub email: String,
     pub username: String,
+    /// RFC 3339, UTC, microseconds (as memories render theirs).
+    pub created_at: String,
 }
 
 fn invalid(code: ErrorCode, msg: &str) -> ApiError {
@@ -185,14 +187,16 @@ pub async fn register(ctx: &Ctx<'_>, req: RegisterRequest) -> Result<Registered,
     let username = normalize_username(&req.username)?;
     check_password(&req.password, &email, &username)?;
     let hash = hash_password(&ctx.cfg.auth.argon2, &req.password)?;
+    let created_at = rfc3339(ctx.now_ms);
     match (Users { sql: ctx.p.sql })
-        .insert(&email, &username, &hash, &rfc3339(ctx.now_ms))
+        .insert(&email, &username, &hash, &created_at)
         .await?
     {
         Ok(id) => Ok(Registered {
             id: id.to_string(),
             email,
             username,
+            created_at,
         }),
         Err(Taken::Email) => Err(ApiError::new(
             ErrorCode::EmailTaken,

@@ -1,5 +1,5 @@
 //! Memory use cases: validation, deduplication, inline embedding with a
-//! pending fallback, hybrid retrieval, edits, listing and export.
+//! pending fallback, edits, listing and export; retrieval is in [`retrieval`].
 //!
 //! Handlers parse HTTP; this module decides. Nothing here names a runtime.
 
@@ -14,8 +14,10 @@ use crate::errors::{ApiError, ErrorCode};
 use crate::json::Patch;
 use crate::limits::Limits;
 use crate::ports::PortErrorKind;
-use crate::repositories::memories::{Filters, Hit, Memories, MemoryRow, MemoryUpdate, NewMemory};
+use crate::repositories::memories::{Filters, Memories, MemoryRow, MemoryUpdate, NewMemory};
 use crate::services::embedding::{Embedder, to_pgvector};
+
+pub mod retrieval;
 
 /// Body of `POST /memory/ingest` and of each `POST /memory/batch` item.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,18 +52,6 @@ pub struct FilterBody {
     pub created_before: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrieveRequest {
-    pub query: String,
-    #[serde(default)]
-    pub filters: Option<FilterBody>,
-    #[serde(default)]
-    pub limit: Option<u32>,
-    #[serde(default)]
-    pub offset: Option<u32>,
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MetadataMode {
@@ -88,24 +78,12 @@ pub struct PatchRequest {
     pub expires_at: Patch<String>,
 }
 
-/// A retrieval hit as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HitView {
-    #[serde(flatten)]
-    pub memory: MemoryRow,
-    /// Reciprocal-rank-fusion score (higher is better).
-    pub score: f64,
-    /// Cosine similarity to the query, when the vector branch found it.
-    pub similarity: Option<f64>,
-    pub vector_rank: Option<i64>,
-    pub text_rank: Option<i64>,
-}
+/// The outcome of one ingest item: the stored memory (its
+/// `embedding_status` says whether it was embedded inline, `ready`, or
+/// waits for the scheduled job, `pending`) or an error (409 duplicate,
+/// 422 invalid, ...).
+pub type IngestOutcome = Result<MemoryRow, ApiError>;
 
-/// The outcome of one ingest item: 201 (embedded), 202 (stored, pending)
-/// or an error (409 duplicate, 422 invalid, ...).
-pub type IngestOutcome = Result<(u16, MemoryRow), ApiError>;
-
-pub const DEFAULT_RETRIEVE_LIMIT: usize = 10;
 pub const DEFAULT_LIST_LIMIT: usize = 20;
 /// Reciprocal-rank fusion constant; also in the SQL (documented value).
 pub const RRF_K: u32 = 60;
@@ -266,7 +244,7 @@ pub fn build_filters(f: &FilterBody, limits: &Limits) -> Result<Filters, ApiErro
             if text.len() > limits.max_metadata_bytes || text.contains("\\u0000") {
                 return Err(invalid(
                     ErrorCode::InvalidFilter,
-                    "filters.metadata is too large or contains NUL",
+                    "the metadata filter is too large or contains NUL",
                 ));
             }
             Some(text)
@@ -274,7 +252,7 @@ pub fn build_filters(f: &FilterBody, limits: &Limits) -> Result<Filters, ApiErro
         Some(_) => {
             return Err(invalid(
                 ErrorCode::InvalidFilter,
-                "filters.metadata must be a JSON object",
+                "the metadata filter must be a JSON object",
             ));
         }
     };
@@ -475,12 +453,7 @@ impl<'a> MemoryService<'a> {
             let outcome = match inserted.iter().find(|r| r.content_hash == p.hash) {
                 Some(row) if !claimed.contains(&p.hash.as_str()) => {
                     claimed.push(p.hash.as_str());
-                    let status = if row.embedding_status == "ready" {
-                        201
-                    } else {
-                        202
-                    };
-                    Ok((status, row.clone()))
+                    Ok(row.clone())
                 }
                 Some(row) => Err(duplicate(Some(&row.id))),
                 None => Err(duplicate(
@@ -498,81 +471,6 @@ impl<'a> MemoryService<'a> {
             .collect())
     }
 
-    pub async fn retrieve(&self, req: RetrieveRequest) -> Result<Value, ApiError> {
-        let limits = &self.ctx.cfg.limits;
-        let query = req.query.trim();
-        if query.is_empty() {
-            return Err(invalid(ErrorCode::InvalidField, "query must not be empty"));
-        }
-        if query.len() > limits.max_query_bytes || has_nul(query) {
-            return Err(invalid(
-                ErrorCode::InvalidField,
-                format!(
-                    "query must be at most {} bytes without NUL characters",
-                    limits.max_query_bytes
-                ),
-            ));
-        }
-        let limit = req
-            .limit
-            .map(|l| l as usize)
-            .unwrap_or(DEFAULT_RETRIEVE_LIMIT);
-        if !(1..=limits.max_page).contains(&limit) {
-            return Err(invalid(
-                ErrorCode::InvalidField,
-                format!("limit must be between 1 and {}", limits.max_page),
-            ));
-        }
-        let offset = req.offset.unwrap_or(0) as usize;
-        if offset > limits.max_offset {
-            return Err(invalid(
-                ErrorCode::InvalidField,
-                format!("offset must be at most {}", limits.max_offset),
-            ));
-        }
-        let filters = build_filters(&req.filters.unwrap_or_default(), limits)?;
-        let vector = self
-            .try_embed(&[query])
-            .await
-            .and_then(|mut v| v.pop())
-            .map(|v| to_pgvector(&v));
-        let mode = if vector.is_some() { "hybrid" } else { "text" };
-        // Each branch must reach past the requested page for fusion to be
-        // stable across pages; a floor keeps fusion meaningful on page one.
-        let candidates = (offset + limit).max(50);
-        let now = self.now();
-        let hits: Vec<Hit> = self
-            .repo()
-            .retrieve(
-                &self.user,
-                &now,
-                &filters,
-                vector,
-                &self.ctx.cfg.embedding_model,
-                query,
-                candidates,
-                limit,
-                offset,
-            )
-            .await?;
-        let ids: Vec<&str> = hits.iter().map(|h| h.memory.id.as_str()).collect();
-        if let Err(e) = self.repo().touch(&self.user, &now, &ids).await {
-            // Statistics are best effort: never fail a retrieval over them.
-            self.ctx.log(&format!("access stats not updated: {e}"));
-        }
-        let results: Vec<HitView> = hits
-            .into_iter()
-            .map(|h| HitView {
-                memory: h.memory,
-                score: h.score,
-                similarity: h.similarity,
-                vector_rank: h.vector_rank,
-                text_rank: h.text_rank,
-            })
-            .collect();
-        Ok(json!({ "results": results, "limit": limit, "offset": offset, "mode": mode }))
-    }
-
     pub async fn get(&self, id: &Uuid) -> Result<MemoryRow, ApiError> {
         self.repo()
             .get(&self.user, &self.now(), &id.to_string())
@@ -588,7 +486,9 @@ impl<'a> MemoryService<'a> {
         }
     }
 
-    pub async fn patch(&self, id: &Uuid, req: PatchRequest) -> Result<(u16, MemoryRow), ApiError> {
+    /// Applies an edit. A content change re-embeds; when the pool is
+    /// unavailable the memory answers `embedding_status: "pending"`.
+    pub async fn patch(&self, id: &Uuid, req: PatchRequest) -> Result<MemoryRow, ApiError> {
         let limits = &self.ctx.cfg.limits;
         if req.content.is_none()
             && req.metadata.is_none()
@@ -659,14 +559,7 @@ impl<'a> MemoryService<'a> {
             .update(&self.user, &now, &id.to_string(), &update)
             .await
         {
-            Ok(Some(row)) => {
-                let status = if row.embedding_status == "pending" && hash != current.content_hash {
-                    202
-                } else {
-                    200
-                };
-                Ok((status, row))
-            }
+            Ok(Some(row)) => Ok(row),
             Ok(None) => match self.repo().get(&self.user, &now, &id.to_string()).await? {
                 None => Err(invalid(ErrorCode::MemoryNotFound, "no such memory")),
                 Some(_) => Err(invalid(

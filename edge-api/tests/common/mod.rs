@@ -335,6 +335,32 @@ impl Harness {
         res
     }
 
+    /// `POST /api/v1/memory/retrieve?{query}` as `user`: the status, the
+    /// JSON body, and the `x-retrieval-mode` / `x-pending-embeddings` headers.
+    pub async fn retrieve(&self, user: Uuid, query: &str, body: Value) -> Retrieval {
+        let path = if query.is_empty() {
+            "/api/v1/memory/retrieve".to_string()
+        } else {
+            format!("/api/v1/memory/retrieve?{query}")
+        };
+        let res = self
+            .send(
+                "POST",
+                &path,
+                Some(user),
+                Some(serde_json::to_vec(&body).expect("json")),
+            )
+            .await;
+        Retrieval {
+            status: res.status,
+            body: serde_json::from_slice(&res.body).expect("JSON body"),
+            mode: res.header("x-retrieval-mode").map(str::to_string),
+            pending: res
+                .header("x-pending-embeddings")
+                .map(|p| p.parse().expect("x-pending-embeddings is a count")),
+        }
+    }
+
     pub async fn ingest(&self, user: Uuid, body: Value) -> (u16, Value) {
         self.call("POST", "/api/v1/memory/ingest", Some(user), Some(body))
             .await
@@ -346,6 +372,26 @@ impl Harness {
             .call("DELETE", "/api/v1/memory", Some(user), None)
             .await;
         assert_eq!(s, 200);
+    }
+}
+
+/// One retrieve answer (see [`Harness::retrieve`]).
+pub struct Retrieval {
+    pub status: u16,
+    pub body: Value,
+    pub mode: Option<String>,
+    pub pending: Option<u64>,
+}
+
+impl Retrieval {
+    /// The ids of the hits, in order.
+    pub fn ids(&self) -> Vec<String> {
+        self.body
+            .as_array()
+            .unwrap_or_else(|| panic!("retrieve answers an array: {}", self.body))
+            .iter()
+            .map(|x| x["id"].as_str().expect("id").to_string())
+            .collect()
     }
 }
 

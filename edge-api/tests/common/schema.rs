@@ -124,6 +124,38 @@ impl Documented {
         }
     }
 
+    /// Documented response headers: a required one must be present, and
+    /// every one present must match its schema (integers parsed first).
+    fn check_headers(&self, method: &str, route: &str, resp: &Value, res: &Response) {
+        let status = res.status;
+        let Some(headers) = resp.get("headers").and_then(Value::as_object) else {
+            return;
+        };
+        for (name, h) in headers {
+            let h = self.resolve(h);
+            let Some(raw) = res.header(name) else {
+                assert!(
+                    h.get("required") != Some(&Value::Bool(true)),
+                    "{method} {route} {status}: required header {name} is missing"
+                );
+                continue;
+            };
+            let schema = &h["schema"];
+            let value = match schema["type"].as_str() {
+                Some("integer") => raw
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::String(raw.to_string())),
+                _ => Value::String(raw.to_string()),
+            };
+            let errors = self.errors(schema, &value);
+            assert!(
+                errors.is_empty(),
+                "{method} {route} {status}: header {name}: {errors:?}"
+            );
+        }
+    }
+
     /// Asserts that `res` is a documented answer of `method route` (`route`
     /// is the documented path template).
     pub fn assert(&self, method: &str, route: &str, res: &Response) {
@@ -135,6 +167,7 @@ impl Documented {
             .get(status.to_string())
             .unwrap_or_else(|| panic!("{method} {route}: status {status} undocumented; {body}"));
         let resp = self.resolve(resp);
+        self.check_headers(method, route, resp, res);
         let Some(content) = resp.get("content").and_then(Value::as_object) else {
             assert!(
                 res.body.is_empty(),
