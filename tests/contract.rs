@@ -25,13 +25,18 @@ fn contract_client() -> Client {
         )
         .expect(200)
         .json();
-    assert!(Uuid::parse_str(user["id"].as_str().expect("id")).is_ok(), "{user}");
+    assert!(
+        Uuid::parse_str(user["id"].as_str().expect("id")).is_ok(),
+        "{user}"
+    );
     assert_eq!(user["email"], email);
     assert_eq!(user["username"], username);
     assert!(user["created_at"].is_string(), "{user}");
     let members: Vec<&String> = user.as_object().expect("an object").keys().collect();
     assert!(
-        members.iter().all(|k| !k.contains("password") && !k.contains("hash")),
+        members
+            .iter()
+            .all(|k| !k.contains("password") && !k.contains("hash")),
         "the user never carries the hash: {user}"
     );
 
@@ -59,7 +64,10 @@ fn ingest(client: &Client, content: &str, metadata: Value) -> Value {
         )
         .expect(200)
         .json();
-    assert!(Uuid::parse_str(m["id"].as_str().expect("id")).is_ok(), "{m}");
+    assert!(
+        Uuid::parse_str(m["id"].as_str().expect("id")).is_ok(),
+        "{m}"
+    );
     assert_eq!(m["content"], content);
     assert_eq!(m["metadata"], metadata);
     assert!(m["created_at"].is_string(), "{m}");
@@ -136,7 +144,10 @@ fn register_login_ingest_retrieve_patch_delete() {
         "",
         json!({"query": "MEMSHADOW", "filters": {"project": "memshadow", "kind": "ops"}}),
     );
-    assert_eq!(hits.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&ops)]);
+    assert_eq!(
+        hits.iter().map(id_of).collect::<Vec<_>>(),
+        vec![id_of(&ops)]
+    );
 
     // PATCH content and metadata: 200 with the updated memory; the new
     // content is embedded again, so a question with none of its words finds it.
@@ -162,7 +173,10 @@ fn register_login_ingest_retrieve_patch_delete() {
         "limit=1",
         json!({"query": "How long should the dough proof?"}),
     );
-    assert_eq!(hits.iter().map(id_of).collect::<Vec<_>>(), vec![id_of(&garden)]);
+    assert_eq!(
+        hits.iter().map(id_of).collect::<Vec<_>>(),
+        vec![id_of(&garden)]
+    );
     let got = client.get(&path).expect(200).json();
     assert_eq!(got["metadata"]["project"], "baking");
 
@@ -195,7 +209,10 @@ fn limit_and_offset_page_without_overlap() {
         let page = retrieve(&client, &format!("limit=3&offset={offset}"), body.clone());
         assert_eq!(page.len(), if offset == 6 { 1 } else { 3 }, "{page:?}");
         for h in &page {
-            assert!(!seen.contains(&id_of(h)), "page at offset {offset} repeats {h}");
+            assert!(
+                !seen.contains(&id_of(h)),
+                "page at offset {offset} repeats {h}"
+            );
             seen.push(id_of(h));
         }
     }

@@ -35,7 +35,8 @@ fn another_users_memories_are_invisible_by_every_route() {
     // Search, list, export and filters show nothing of Alice's.
     let (hits, _) = mallory.retrieve("limit=100", &json!({"query": "bank PIN grandmother"}));
     assert_eq!(hits, Vec::<serde_json::Value>::new());
-    let (filtered, _) = mallory.retrieve("", &json!({"query": "PIN", "filters": {"owner": "alice"}}));
+    let (filtered, _) =
+        mallory.retrieve("", &json!({"query": "PIN", "filters": {"owner": "alice"}}));
     assert_eq!(filtered, Vec::<serde_json::Value>::new());
     assert_eq!(
         mallory.get("/api/v1/memory?tag=secret").expect(200).json()["memories"],

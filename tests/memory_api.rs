@@ -201,7 +201,13 @@ fn retrieve_filters_by_metadata_tags_and_dates() {
         )
         .expect(422);
     assert_eq!(bad_date.error_code(), "invalid_filter");
-    for query in ["limit=0", "limit=101", "offset=-1", "offset=1001", "limit=x"] {
+    for query in [
+        "limit=0",
+        "limit=101",
+        "offset=-1",
+        "offset=1001",
+        "limit=x",
+    ] {
         let r = client
             .post(
                 &format!("/api/v1/memory/retrieve?{query}"),

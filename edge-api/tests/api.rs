@@ -186,7 +186,13 @@ async fn hybrid_retrieval_ranks_and_filters() {
     let r = retrieve("", json!({"query": "apple pie recipe", "mode": "vector"})).await;
     assert_eq!(r.mode.as_deref(), Some("vector"));
     assert_eq!(r.body[0]["id"], json!(ids[3]));
-    assert!(r.body.as_array().expect("hits").iter().all(|x| x["text_rank"].is_null()));
+    assert!(
+        r.body
+            .as_array()
+            .expect("hits")
+            .iter()
+            .all(|x| x["text_rank"].is_null())
+    );
     let embedded = h.embedder.texts.get();
     let r = retrieve("", json!({"query": "cinnamon nutmeg", "mode": "text"})).await;
     assert_eq!(r.mode.as_deref(), Some("text"));
@@ -201,14 +207,22 @@ async fn hybrid_retrieval_ranks_and_filters() {
     )
     .await;
     assert_eq!(r.ids(), vec![ids[2].clone()]);
-    let r = retrieve("", json!({"query": "search vectors", "filters": {"topic": "db"}})).await;
+    let r = retrieve(
+        "",
+        json!({"query": "search vectors", "filters": {"topic": "db"}}),
+    )
+    .await;
     let mut got = r.ids();
     got.sort_unstable();
     let mut want = vec![ids[0].clone(), ids[2].clone()];
     want.sort_unstable();
     assert_eq!(got, want);
     // A key no memory has: an empty list, not an error.
-    let r = retrieve("", json!({"query": "search", "filters": {"no_such_key": 1}})).await;
+    let r = retrieve(
+        "",
+        json!({"query": "search", "filters": {"no_such_key": 1}}),
+    )
+    .await;
     assert_eq!((r.status, r.body.clone()), (200, json!([])));
 
     // Created range: the last two only.
@@ -263,7 +277,11 @@ async fn hybrid_retrieval_ranks_and_filters() {
         ("", json!({"query": "x", "offset": 1}), "unknown_field"),
         ("", json!({"query": "x", "mode": "fuzzy"}), "invalid_field"),
         ("", json!({"query": "x", "filters": [1]}), "invalid_filter"),
-        ("", json!({"query": "x", "filters": "topic"}), "invalid_filter"),
+        (
+            "",
+            json!({"query": "x", "filters": "topic"}),
+            "invalid_filter",
+        ),
         (
             "",
             json!({"query": "x", "created_after": "last week"}),
@@ -297,7 +315,9 @@ async fn tenants_are_isolated() {
             .await;
         assert_eq!((s, code(&r)), (404, "memory_not_found"), "{method}");
     }
-    let r = h.retrieve(b, "", json!({"query": "alice secret diary"})).await;
+    let r = h
+        .retrieve(b, "", json!({"query": "alice secret diary"}))
+        .await;
     assert_eq!((r.status, r.body), (200, json!([])));
     let (_, r) = h.call("GET", "/api/v1/memory", Some(b), None).await;
     assert_eq!(r["memories"], json!([]));
@@ -613,10 +633,7 @@ async fn patch_merges_replaces_and_reembeds() {
     assert_eq!((s, code(&r)), (400, "invalid_parameter"));
 
     let (s, r) = h.call("DELETE", &path, Some(u), None).await;
-    assert_eq!(
-        (s, r),
-        (200, json!({"status": "deleted", "memory_id": id}))
-    );
+    assert_eq!((s, r), (200, json!({"status": "deleted", "memory_id": id})));
     let (s, r) = h.call("DELETE", &path, Some(u), None).await;
     assert_eq!((s, code(&r)), (404, "memory_not_found"));
     h.cleanup(u).await;
@@ -694,7 +711,10 @@ async fn batch_reports_each_item() {
     assert!(res[1]["error"]["existing_id"].is_string());
     assert_eq!(res[3]["error"]["existing_id"], res[0]["memory"]["id"]);
     assert_eq!(res[4]["error"]["code"], "unknown_field");
-    assert_eq!((r["stored"].as_u64(), r["failed"].as_u64()), (Some(2), Some(5)));
+    assert_eq!(
+        (r["stored"].as_u64(), r["failed"].as_u64()),
+        (Some(2), Some(5))
+    );
     // One embedding call for the whole batch.
     let calls = h.embedder.calls.get();
     h.call(

@@ -232,7 +232,10 @@ async fn responses_match_the_document() {
     };
     // The scenario exercised the interesting statuses, not just 200s.
     assert_eq!(statuses(ingest, "POST"), vec![200, 409, 422, 401, 200]);
-    assert_eq!(statuses(retrieve, "POST"), vec![200, 200, 422, 400, 200, 503]);
+    assert_eq!(
+        statuses(retrieve, "POST"),
+        vec![200, 200, 422, 400, 200, 503]
+    );
     assert_eq!(statuses(tpl, "PATCH"), vec![200, 200, 409, 422]);
     assert_eq!(statuses(tpl, "DELETE"), vec![200, 404]);
     assert!(statuses("/ready", "GET").contains(&503));

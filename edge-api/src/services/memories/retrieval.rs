@@ -175,11 +175,8 @@ impl MemoryService<'_> {
                 .map(|v| to_pgvector(&v))
         };
         let now = self.now();
-        let (vector, pending) = crate::concurrent::join2(
-            embed,
-            self.repo().count_pending_embeddings(&self.user),
-        )
-        .await;
+        let (vector, pending) =
+            crate::concurrent::join2(embed, self.repo().count_pending_embeddings(&self.user)).await;
         let pending = pending?;
         let mode = match (requested, &vector) {
             (RetrieveMode::Hybrid, None) => RetrieveMode::Text,
