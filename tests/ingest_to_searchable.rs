@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use memshadow_e2e::{Client, embedding_statuses, eventually};
+use memshadow_e2e::{Client, embedding_statuses, eventually, synthetic_memory};
 use serde_json::{Value, json};
 
 fn bulk_size() -> usize {
@@ -25,28 +25,6 @@ fn status_of(client: &Client, id: &str) -> String {
         .as_str()
         .expect("embedding_status")
         .to_string()
-}
-
-/// Synthetic, distinct, everyday memories.
-fn synthetic_memory(i: usize) -> String {
-    const WHO: &[&str] = &["Priya", "Tomás", "Mei", "Jonas", "Aisha", "Kofi", "Lena", "Ravi"];
-    const WHAT: &[&str] = &[
-        "booked the dentist for",
-        "owes the landlord rent until",
-        "moved the team offsite to",
-        "renewed the car insurance on",
-        "promised to call grandma on",
-        "ordered printer toner for",
-        "has a flight to Lisbon on",
-        "scheduled the boiler service for",
-    ];
-    const WHEN: &[&str] = &["Monday", "Wednesday", "Friday", "the 3rd", "the 17th", "next week"];
-    format!(
-        "{} {} {} (note {i}).",
-        WHO[i % WHO.len()],
-        WHAT[(i / WHO.len()) % WHAT.len()],
-        WHEN[(i / (WHO.len() * WHAT.len())) % WHEN.len()]
-    )
 }
 
 #[test]

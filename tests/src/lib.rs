@@ -310,3 +310,26 @@ pub fn embedding_statuses(client: &Client) -> std::collections::BTreeMap<String,
         }
     }
 }
+
+/// Synthetic, distinct, everyday memories (the bulk test and the ingest
+/// benchmark use the same texts).
+pub fn synthetic_memory(i: usize) -> String {
+    const WHO: &[&str] = &["Priya", "Tomás", "Mei", "Jonas", "Aisha", "Kofi", "Lena", "Ravi"];
+    const WHAT: &[&str] = &[
+        "booked the dentist for",
+        "owes the landlord rent until",
+        "moved the team offsite to",
+        "renewed the car insurance on",
+        "promised to call grandma on",
+        "ordered printer toner for",
+        "has a flight to Lisbon on",
+        "scheduled the boiler service for",
+    ];
+    const WHEN: &[&str] = &["Monday", "Wednesday", "Friday", "the 3rd", "the 17th", "next week"];
+    format!(
+        "{} {} {} (note {i}).",
+        WHO[i % WHO.len()],
+        WHAT[(i / WHO.len()) % WHAT.len()],
+        WHEN[(i / (WHO.len() * WHAT.len())) % WHEN.len()]
+    )
+}

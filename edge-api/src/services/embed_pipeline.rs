@@ -133,7 +133,7 @@ impl<'a> Pipeline<'a> {
                 Err(EmbedError::Unavailable(detail)) => {
                     self.ctx.log(&format!("embedding: pool unavailable: {detail}"));
                     work.push(batch);
-                    let ids: Vec<&str> = work.iter().flat_map(|b| ids(b)).collect();
+                    let ids: Vec<&str> = work.iter().flat_map(|b| ids_of(b)).collect();
                     match jobs.release(&self.now(), &ids, 0).await {
                         Ok(n) => t.released += n as usize,
                         // Unreleased rows come back when their lease ends.
@@ -152,7 +152,7 @@ impl<'a> Pipeline<'a> {
                         "embedding: {e}; charging an attempt to {} row(s)",
                         batch.len()
                     ));
-                    let ids: Vec<&str> = ids(batch).collect();
+                    let ids: Vec<&str> = ids_of(batch).collect();
                     match jobs
                         .record_failures(&self.now(), &ids, retry_policy(cfg))
                         .await
@@ -174,7 +174,7 @@ impl<'a> Pipeline<'a> {
     }
 }
 
-fn ids(batch: &[Claimed]) -> impl Iterator<Item = &str> {
+fn ids_of(batch: &[Claimed]) -> impl Iterator<Item = &str> {
     batch.iter().map(|c| c.id.as_str())
 }
 
@@ -183,7 +183,7 @@ fn halt(reason: &'static str, work: &[&[Claimed]]) -> Halt {
         reason,
         unfinished: work
             .iter()
-            .flat_map(|b| ids(b))
+            .flat_map(|b| ids_of(b))
             .map(str::to_string)
             .collect(),
     }

@@ -70,7 +70,7 @@ pub async fn consume(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
             out.retry.extend(h.unfinished);
             halted = true;
         }
-        ack.extend(chunk.iter().filter(|id| !out.retry.contains(id)).cloned());
+        ack.extend(chunk.iter().filter(|id| !out.retry.contains(*id)).cloned());
     }
     out.ack = ack;
     out

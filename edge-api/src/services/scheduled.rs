@@ -79,7 +79,7 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
     // batch's vectors are being written back.
     let deadline = started + ctx.cfg.embed_job_budget_ms as i64;
     let stop = Cell::new(false);
-    let lanes = (0..ctx.cfg.embed_job_concurrency)
+    let lanes: Vec<_> = (0..ctx.cfg.embed_job_concurrency)
         .map(|_| drain(&pipeline, deadline, &stop))
         .collect();
     for (claimed, t, errors) in join_all(lanes).await {
