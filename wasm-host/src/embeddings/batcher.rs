@@ -246,12 +246,32 @@ async fn dispatch(s: &Arc<Shared>, batch: Vec<Job>, size: usize) {
         Ok(p) => p,
         Err(_) => return reply_all(batch, Err(JobError::Closed)),
     };
+    // While the batch waited for an instance, some callers may have gone
+    // (a client that timed out): their texts are not worth an instance.
+    let (batch, size) = drop_abandoned(s, batch, size);
+    if batch.is_empty() {
+        return;
+    }
     dequeue(s, &batch, size);
     let s = s.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         local_blocking(&s, batch, size);
     });
+}
+
+/// The jobs whose caller still waits, and their texts; the others leave the
+/// queue unrun.
+fn drop_abandoned(s: &Shared, batch: Vec<Job>, size: usize) -> (Vec<Job>, usize) {
+    let live: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+    let live_size: usize = live.iter().map(|j| j.texts.len()).sum();
+    if live_size < size {
+        s.metrics
+            .queue_depth
+            .fetch_sub((size - live_size) as u64, Ordering::SeqCst);
+        tracing::debug!(dropped = size - live_size, "texts of departed callers skipped");
+    }
+    (live, live_size)
 }
 
 /// The fallback path's way back to local inference when no node answered.
