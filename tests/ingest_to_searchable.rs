@@ -21,7 +21,10 @@ fn bulk_size() -> usize {
 }
 
 fn status_of(client: &Client, id: &str) -> String {
-    client.get(&format!("/api/v1/memory/{id}")).expect(200).json()["embedding_status"]
+    client
+        .get(&format!("/api/v1/memory/{id}"))
+        .expect(200)
+        .json()["embedding_status"]
         .as_str()
         .expect("embedding_status")
         .to_string()

@@ -14,9 +14,9 @@ mod common;
 
 use common::{EmbedMode, Harness, random_uuid};
 use edge_api::app::{run_embed_dead_letters, run_embed_queue, run_scheduled};
+use edge_api::ports::{Sql, SqlScope};
 use edge_api::repositories::embedding_jobs::EmbeddingJobs;
 use edge_api::services::embed_pipeline::call_budget_ms;
-use edge_api::ports::{Sql, SqlScope};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -159,7 +159,10 @@ async fn an_outage_charges_no_attempt() {
     let mut ids = Vec::new();
     for i in 0..3 {
         let (_, m) = h
-            .ingest(u, json!({"content": format!("written while the pool was away {i}")}))
+            .ingest(
+                u,
+                json!({"content": format!("written while the pool was away {i}")}),
+            )
             .await;
         ids.push(m["id"].as_str().expect("id").to_string());
     }
@@ -177,11 +180,12 @@ async fn an_outage_charges_no_attempt() {
         h.embedder.mode.set(mode);
         let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
         assert!(r.released >= 1, "round {round} {mode:?}: {r:?}");
-        assert_eq!((r.retry_scheduled, r.failed, r.embedded), (0, 0, 0), "{r:?}");
-        assert!(
-            r.errors.iter().any(|e| e.contains("unavailable")),
+        assert_eq!(
+            (r.retry_scheduled, r.failed, r.embedded),
+            (0, 0, 0),
             "{r:?}"
         );
+        assert!(r.errors.iter().any(|e| e.contains("unavailable")), "{r:?}");
         for id in &ids {
             assert_eq!(status(&h, u, id).await, ("pending".into(), 0), "{mode:?}");
         }
@@ -207,7 +211,10 @@ async fn a_refused_batch_is_split_and_only_the_bad_row_is_charged() {
     let mut items: Vec<Value> = (0..9)
         .map(|i| json!({"content": format!("ordinary note {i}")}))
         .collect();
-    items.insert(4, json!({"content": format!("an over-long note {}", "x".repeat(300))}));
+    items.insert(
+        4,
+        json!({"content": format!("an over-long note {}", "x".repeat(300))}),
+    );
     let (s, b) = h
         .call(
             "POST",
@@ -319,7 +326,9 @@ async fn the_queue_carries_pending_rows_to_the_consumer() {
     h.cfg.embed_max_attempts = 1;
     let u = random_uuid();
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, m) = h.ingest(u, json!({"content": "queued for embedding"})).await;
+    let (s, m) = h
+        .ingest(u, json!({"content": "queued for embedding"}))
+        .await;
     assert_eq!(s, 202);
     let id = m["id"].as_str().expect("id").to_string();
     assert_eq!(h.queue.sent.borrow().clone(), vec![id.clone()]);
@@ -342,7 +351,9 @@ async fn the_queue_carries_pending_rows_to_the_consumer() {
 
     // A refused row fails (one attempt here); its dead letter revives it.
     h.embedder.mode.set(EmbedMode::Down);
-    let (_, m) = h.ingest(u, json!({"content": "refused until redriven"})).await;
+    let (_, m) = h
+        .ingest(u, json!({"content": "refused until redriven"}))
+        .await;
     let bad = m["id"].as_str().expect("id").to_string();
     h.embedder.mode.set(EmbedMode::Status(422));
     let out = run_embed_queue(&h.platform(), &h.cfg, vec![bad.clone()]).await;
@@ -367,7 +378,9 @@ async fn a_failed_enqueue_loses_nothing() {
     let u = random_uuid();
     h.queue.down.set(true);
     h.embedder.mode.set(EmbedMode::Down);
-    let (s, m) = h.ingest(u, json!({"content": "the queue was down too"})).await;
+    let (s, m) = h
+        .ingest(u, json!({"content": "the queue was down too"}))
+        .await;
     assert_eq!(s, 202);
     let id = m["id"].as_str().expect("id").to_string();
     assert!(h.queue.sent.borrow().is_empty());

@@ -314,7 +314,9 @@ pub fn embedding_statuses(client: &Client) -> std::collections::BTreeMap<String,
 /// Synthetic, distinct, everyday memories (the bulk test and the ingest
 /// benchmark use the same texts).
 pub fn synthetic_memory(i: usize) -> String {
-    const WHO: &[&str] = &["Priya", "Tomás", "Mei", "Jonas", "Aisha", "Kofi", "Lena", "Ravi"];
+    const WHO: &[&str] = &[
+        "Priya", "Tomás", "Mei", "Jonas", "Aisha", "Kofi", "Lena", "Ravi",
+    ];
     const WHAT: &[&str] = &[
         "booked the dentist for",
         "owes the landlord rent until",
@@ -325,7 +327,14 @@ pub fn synthetic_memory(i: usize) -> String {
         "has a flight to Lisbon on",
         "scheduled the boiler service for",
     ];
-    const WHEN: &[&str] = &["Monday", "Wednesday", "Friday", "the 3rd", "the 17th", "next week"];
+    const WHEN: &[&str] = &[
+        "Monday",
+        "Wednesday",
+        "Friday",
+        "the 3rd",
+        "the 17th",
+        "next week",
+    ];
     format!(
         "{} {} {} (note {i}).",
         WHO[i % WHO.len()],

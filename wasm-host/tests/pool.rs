@@ -673,8 +673,16 @@ async fn one_large_request_is_spread_over_every_instance() {
     assert_eq!(vs.len(), 32);
     let m = metrics(&server).await;
     // Two batches of 16 (one per instance), not one batch of 32.
-    assert_eq!(metric(&m, "memshadow_pool_batch_size_count", &[]), 2.0, "{m}");
-    assert_eq!(metric(&m, "memshadow_pool_batch_size_sum", &[]), 32.0, "{m}");
+    assert_eq!(
+        metric(&m, "memshadow_pool_batch_size_count", &[]),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "memshadow_pool_batch_size_sum", &[]),
+        32.0,
+        "{m}"
+    );
     assert_eq!(
         metric(&m, "memshadow_pool_batch_size_bucket", &[("le", "16")]),
         2.0,
@@ -714,5 +722,8 @@ async fn truncate_embeds_the_beginning_of_an_over_long_text() {
     let prefix: String = long.chars().take(8192).collect();
     let reference = embed(&server, &[prefix.as_str()]).await;
     assert!(cosine(&vs[0], &reference[0]) > 0.9999);
-    assert_eq!(v["usage"]["prompt_tokens"].as_u64().map(|t| t >= 256), Some(true));
+    assert_eq!(
+        v["usage"]["prompt_tokens"].as_u64().map(|t| t >= 256),
+        Some(true)
+    );
 }

@@ -89,8 +89,7 @@ const MARK_STALE_MODEL: &str = "WITH s AS (UPDATE memories AS m SET embedding_st
      WHERE m.id = c.id RETURNING 1) SELECT count(*)::text FROM s";
 
 /// The model every `ready` row is known to carry (NULL: not known yet).
-const GET_SETTLED_MODEL: &str =
-    "SELECT value FROM embedding_job_state WHERE key = 'settled_model'";
+const GET_SETTLED_MODEL: &str = "SELECT value FROM embedding_job_state WHERE key = 'settled_model'";
 
 const SET_SETTLED_MODEL: &str = "INSERT INTO embedding_job_state (key, value, updated_at) \
      VALUES ('settled_model', $1, $2::timestamptz) \
@@ -194,7 +193,11 @@ impl EmbeddingJobs<'_> {
         let rows = self
             .system(
                 CLAIM_IDS,
-                &[s(now), s(json!(ids).to_string()), s(lease_seconds.to_string())],
+                &[
+                    s(now),
+                    s(json!(ids).to_string()),
+                    s(lease_seconds.to_string()),
+                ],
             )
             .await?;
         claimed(&rows)
@@ -252,7 +255,11 @@ impl EmbeddingJobs<'_> {
         let rows = self
             .system(
                 RELEASE,
-                &[s(json!(ids).to_string()), s(now), s(delay_seconds.to_string())],
+                &[
+                    s(json!(ids).to_string()),
+                    s(now),
+                    s(delay_seconds.to_string()),
+                ],
             )
             .await?;
         count(&rows)

@@ -124,14 +124,16 @@ impl<'a> Pipeline<'a> {
                         Ok(n) => t.embedded += n,
                         Err(e) => {
                             // The rows stay pending under their lease.
-                            self.ctx.log(&format!("embedding: storing vectors failed: {e}"));
+                            self.ctx
+                                .log(&format!("embedding: storing vectors failed: {e}"));
                             work.push(batch);
                             return Err(halt("storing embeddings failed", &work));
                         }
                     }
                 }
                 Err(EmbedError::Unavailable(detail)) => {
-                    self.ctx.log(&format!("embedding: pool unavailable: {detail}"));
+                    self.ctx
+                        .log(&format!("embedding: pool unavailable: {detail}"));
                     work.push(batch);
                     let ids: Vec<&str> = work.iter().flat_map(|b| ids_of(b)).collect();
                     match jobs.release(&self.now(), &ids, 0).await {
@@ -162,7 +164,8 @@ impl<'a> Pipeline<'a> {
                             t.failed += failed;
                         }
                         Err(e) => {
-                            self.ctx.log(&format!("embedding: recording failures failed: {e}"));
+                            self.ctx
+                                .log(&format!("embedding: recording failures failed: {e}"));
                             work.push(batch);
                             return Err(halt("recording embedding failures failed", &work));
                         }

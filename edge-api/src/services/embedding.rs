@@ -35,7 +35,9 @@ impl std::fmt::Display for EmbedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EmbedError::Unavailable(d) => write!(f, "embedding pool unavailable: {d}"),
-            EmbedError::Refused(status) => write!(f, "embedding pool refused the batch: HTTP {status}"),
+            EmbedError::Refused(status) => {
+                write!(f, "embedding pool refused the batch: HTTP {status}")
+            }
             EmbedError::BadAnswer(d) => write!(f, "embedding pool answered badly: {d}"),
         }
     }
@@ -135,7 +137,11 @@ impl Embedder<'_> {
         self.call_pool(texts, timeout_ms).await
     }
 
-    async fn call_pool(&self, inputs: &[&str], timeout_ms: u64) -> Result<Vec<Vec<f32>>, EmbedError> {
+    async fn call_pool(
+        &self,
+        inputs: &[&str],
+        timeout_ms: u64,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.cfg.embedding_model.as_str();
         let prefixes: Vec<&str> = inputs.iter().map(|t| embeddable_prefix(t)).collect();
         let body = serde_json::to_vec(&EmbeddingsRequest {

@@ -123,7 +123,11 @@ async fn drain(p: &Pipeline<'_>, deadline: i64, stop: &Cell<bool>) -> (usize, Ta
     let batch = ctx.cfg.embed_batch_size;
     let (mut claimed_total, mut tally, mut errors) = (0, Tally::default(), Vec::new());
     while !stop.get() && ctx.p.clock.now_millis() < deadline {
-        let claimed = match p.jobs().claim_due(&p.now(), batch, lease_seconds(batch)).await {
+        let claimed = match p
+            .jobs()
+            .claim_due(&p.now(), batch, lease_seconds(batch))
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 ctx.log(&format!("scheduled: claim failed: {e}"));
@@ -156,7 +160,9 @@ async fn requeue_stale(ctx: &Ctx<'_>, jobs: &EmbeddingJobs<'_>, now: &str, repor
         Ok(_) => {}
         Err(e) => {
             ctx.log(&format!("scheduled: reading the settled model failed: {e}"));
-            report.errors.push("re-queue of stale embeddings failed".into());
+            report
+                .errors
+                .push("re-queue of stale embeddings failed".into());
             return;
         }
     }
@@ -167,7 +173,9 @@ async fn requeue_stale(ctx: &Ctx<'_>, jobs: &EmbeddingJobs<'_>, now: &str, repor
             if n == 0
                 && let Err(e) = jobs.set_settled_model(model, now).await
             {
-                ctx.log(&format!("scheduled: recording the settled model failed: {e}"));
+                ctx.log(&format!(
+                    "scheduled: recording the settled model failed: {e}"
+                ));
             }
         }
         Err(e) => {

@@ -46,7 +46,9 @@ fn args() -> Args {
             }
             "--write" => a.write = it.next(),
             other => {
-                eprintln!("usage: ingest-bench [--sizes 1000,10000] [--write BENCHMARKS.md] (got {other:?})");
+                eprintln!(
+                    "usage: ingest-bench [--sizes 1000,10000] [--write BENCHMARKS.md] (got {other:?})"
+                );
                 std::process::exit(2);
             }
         }
@@ -141,7 +143,10 @@ fn main() {
     let texts: Vec<String> = (0..largest.min(2000))
         .map(|i| format!("{} {salt}", synthetic_memory(i)))
         .collect();
-    eprintln!("pool raw throughput on {} of the imported texts…", texts.len());
+    eprintln!(
+        "pool raw throughput on {} of the imported texts…",
+        texts.len()
+    );
     let raw = pool_throughput(&texts);
     println!("pool raw throughput: {raw:.1} texts/s ({})", pool_url());
     let mut rows = Vec::new();
@@ -204,6 +209,10 @@ fn replace_section(doc: &str, section: &str) -> String {
                 .map_or(doc.len(), |i| start + SECTION.len() + i + 1);
             format!("{}{}\n{}", &doc[..start], section, &doc[end..])
         }
-        None => format!("{}\n{}", doc.trim_end_matches('\n').to_string() + "\n", section),
+        None => format!(
+            "{}\n{}",
+            doc.trim_end_matches('\n').to_string() + "\n",
+            section
+        ),
     }
 }

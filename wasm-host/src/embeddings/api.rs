@@ -446,9 +446,15 @@ mod tests {
         // Without it (or with false) the limit still refuses.
         let refused = long.replace("true", "false");
         assert_eq!(code_of(refused.as_bytes()), Code::TextTooLong);
-        assert_eq!(code_of(br#"{"input":"a","truncate":"yes"}"#), Code::InvalidInput);
+        assert_eq!(
+            code_of(br#"{"input":"a","truncate":"yes"}"#),
+            Code::InvalidInput
+        );
         // Truncation never turns an empty text into an accepted one.
-        assert_eq!(code_of(br#"{"input":[""],"truncate":true}"#), Code::EmptyInput);
+        assert_eq!(
+            code_of(br#"{"input":[""],"truncate":true}"#),
+            Code::EmptyInput
+        );
     }
 
     #[test]

@@ -269,7 +269,10 @@ fn drop_abandoned(s: &Shared, batch: Vec<Job>, size: usize) -> (Vec<Job>, usize)
         s.metrics
             .queue_depth
             .fetch_sub((size - live_size) as u64, Ordering::SeqCst);
-        tracing::debug!(dropped = size - live_size, "texts of departed callers skipped");
+        tracing::debug!(
+            dropped = size - live_size,
+            "texts of departed callers skipped"
+        );
     }
     (live, live_size)
 }
