@@ -7,6 +7,10 @@
 #   scripts/stack.sh up      start everything (after build) and wait until ready
 #   scripts/stack.sh down    stop everything this checkout started
 #
+# `up` also starts scripts/scheduler.sh, which fires the Worker's scheduled
+# entry point every MEMSHADOW_SCHEDULER_SECONDS (5), as Cron Triggers do
+# when deployed, so no memory stays pending while the pool is up.
+#
 # Ports come from env.sh (API 8787, pool 8790, Postgres 54329); set
 # MEMSHADOW_API_PORT / MEMSHADOW_POOL_PORT to run a second stack beside the
 # first (test.sh does). Logs and pid files go to $MEMSHADOW_DATA/run-<api port>.
@@ -86,17 +90,30 @@ start_api() {
   wait_http "$base/health" 120 "$RUN/api.log"
 }
 
+# The timer that stands in for Cron Triggers (wrangler dev fires none).
+start_scheduler() {
+  if [ -f "$RUN/scheduler.pid" ] && kill -0 "$(cat "$RUN/scheduler.pid")" 2>/dev/null; then
+    echo "stack: scheduler already running"
+    return
+  fi
+  scripts/scheduler.sh "http://127.0.0.1:$MEMSHADOW_API_PORT" "${MEMSHADOW_SCHEDULER_SECONDS:-5}" \
+    >>"$RUN/scheduler.log" 2>&1 &
+  echo $! >"$RUN/scheduler.pid"
+}
+
 up() {
   mkdir -p "$RUN"
   scripts/pg.sh start
   start_pool
   dev_keys
   start_api
+  start_scheduler
   cat <<EOF
 MEMSHADOW is up:
   API (wrangler dev)   http://127.0.0.1:$MEMSHADOW_API_PORT   (OpenAPI at /openapi.json)
   embedding pool       $MEMSHADOW_POOL_URL   (/v1/embeddings, /health, /metrics)
   Postgres + pgvector  127.0.0.1:$MEMSHADOW_PG_PORT   (database memshadow)
+  scheduled jobs       every ${MEMSHADOW_SCHEDULER_SECONDS:-5}s (scripts/scheduler.sh)
   logs                 $RUN/
 Stop it with: scripts/stop.sh
 EOF
@@ -118,6 +135,7 @@ stop_pid() {
 }
 
 down() {
+  stop_pid "$RUN/scheduler.pid"
   stop_pid "$RUN/api.pid"
   stop_pid "$RUN/pool.pid"
   if [ "${MEMSHADOW_KEEP_PG:-0}" != 1 ]; then scripts/pg.sh stop; fi

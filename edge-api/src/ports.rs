@@ -111,6 +111,16 @@ pub trait HttpClient {
     async fn get(&self, url: &str, timeout_ms: u64) -> Result<HttpReply, PortError>;
 }
 
+/// A work queue (Cloudflare Queues on Workers): at-least-once delivery of
+/// the ids of rows waiting to be embedded, to the consumer entry point
+/// [`crate::app::run_embed_queue`]. Never the only record of work: every
+/// id sent is also a `pending` row that the scheduled reconcile finds.
+#[async_trait(?Send)]
+pub trait Queue {
+    /// Sends one message per id (ids are memory UUIDs as text).
+    async fn send_ids(&self, ids: &[String]) -> Result<(), PortError>;
+}
+
 /// Wall-clock time. A port so tests can move time (expiry, token lifetimes).
 pub trait Clock {
     /// Milliseconds since the Unix epoch.

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_pending_by_user",
         include_str!("../../../schema/migrations/0005_pending_by_user.sql"),
     ),
+    (
+        "0007_embedding_pipeline",
+        include_str!("../../../schema/migrations/0007_embedding_pipeline.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::platform::postgres::{PgSql, map_error};
-use crate::ports::{Clock, HttpClient, HttpReply, Kv, PortError};
+use crate::ports::{Clock, HttpClient, HttpReply, Kv, PortError, Queue};
 
 /// Connects to `database_url` (a `postgres://` URL, no TLS: local only) and
 /// drives the connection on a tokio task.
@@ -106,6 +106,18 @@ impl Kv for MemoryKv {
 
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         self.entries.lock().map_err(|_| poisoned())?.remove(key);
+        Ok(())
+    }
+}
+
+/// A `Queue` that delivers nowhere. Natively nothing consumes a queue: the
+/// scheduled reconcile embeds the pending rows, which is all the queue would
+/// have done (sooner).
+pub struct NoQueue;
+
+#[async_trait(?Send)]
+impl Queue for NoQueue {
+    async fn send_ids(&self, _ids: &[String]) -> Result<(), PortError> {
         Ok(())
     }
 }

@@ -169,49 +169,6 @@ const TOUCH: &str = "UPDATE memories AS m SET access_count = m.access_count + 1,
              AND id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid) ORDER BY id FOR UPDATE) AS l \
      WHERE m.id = l.id";
 
-/// Claims up to `$2` due pending rows for embedding: bumps their attempt
-/// count and pushes `next_embed_at` out by a lease (`$3` seconds), so a
-/// job that dies mid-way leaves them to be retried after the lease.
-const CLAIM_PENDING: &str = "UPDATE memories AS m SET embed_attempts = m.embed_attempts + 1, \
-       next_embed_at = $1::timestamptz + make_interval(secs => $3::float8) \
-     FROM (SELECT id FROM memories WHERE embedding_status = 'pending' AND next_embed_at <= $1::timestamptz \
-           ORDER BY next_embed_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED) AS c \
-     WHERE m.id = c.id \
-     RETURNING m.id::text, m.content, m.content_hash, m.embed_attempts::text";
-
-/// Stores vectors for claimed rows ($1: JSON [{id, content_hash, embedding}]),
-/// unless the content changed meanwhile (then its own embedding wins).
-const STORE_EMBEDDINGS: &str = "WITH x AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-       AS x(id uuid, content_hash text, embedding text)), \
-     l AS MATERIALIZED (SELECT m.id FROM memories m WHERE m.id IN (SELECT id FROM x) ORDER BY m.id FOR UPDATE) \
-     UPDATE memories AS m SET embedding = x.embedding::vector, embedding_model = $2, embedding_status = 'ready', \
-       next_embed_at = NULL \
-     FROM x, l WHERE m.id = x.id AND m.id = l.id AND m.content_hash = x.content_hash \
-       AND m.embedding_status = 'pending' \
-     RETURNING m.id::text";
-
-/// Schedules a retry with exponential backoff (`$4` · 2^(attempts-1)
-/// seconds, at most `$5`), or marks rows `failed` after `$3` attempts.
-const RECORD_FAILURES: &str = "UPDATE memories AS m SET \
-       embedding_status = CASE WHEN m.embed_attempts >= $3::int THEN 'failed' ELSE 'pending' END, \
-       next_embed_at = CASE WHEN m.embed_attempts >= $3::int THEN NULL ELSE $2::timestamptz \
-         + make_interval(secs => least($4::float8 * power(2, greatest(m.embed_attempts - 1, 0)), $5::float8)) END \
-     FROM (SELECT id FROM memories WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) \
-           AND embedding_status = 'pending' ORDER BY id FOR UPDATE) AS l \
-     WHERE m.id = l.id \
-     RETURNING m.embedding_status";
-
-/// After a model change, queues `ready` rows embedded by another model.
-const MARK_STALE_MODEL: &str = "WITH s AS (UPDATE memories AS m SET embedding_status = 'pending', embed_attempts = 0, \
-       next_embed_at = $1::timestamptz \
-     FROM (SELECT id FROM memories WHERE embedding_status = 'ready' AND embedding_model IS DISTINCT FROM $2 \
-           ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED) AS c \
-     WHERE m.id = c.id RETURNING 1) SELECT count(*)::text FROM s";
-
-const PURGE_EXPIRED: &str = "WITH d AS (DELETE FROM memories WHERE id IN (SELECT id FROM memories \
-       WHERE expires_at <= $1::timestamptz ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING 1) \
-     SELECT count(*)::text FROM d";
-
 const PING: &str = "SELECT 1::text";
 
 /// A stored memory as the API shows it.
@@ -328,15 +285,6 @@ pub struct Hit {
     pub vector_rank: Option<i64>,
     pub text_rank: Option<i64>,
     pub similarity: Option<f64>,
-}
-
-/// A pending row claimed by the scheduled job.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: String,
-    pub content: String,
-    pub content_hash: String,
-    pub attempts: u32,
 }
 
 fn s(v: impl Into<String>) -> SqlParam {
@@ -542,109 +490,6 @@ impl Memories<'_> {
         Ok(())
     }
 
-    pub async fn claim_pending(
-        &self,
-        now: &str,
-        max: usize,
-        lease_seconds: u64,
-    ) -> Result<Vec<Claimed>, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                CLAIM_PENDING,
-                &[s(now), s(max.to_string()), s(lease_seconds.to_string())],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed {
-                    id: text(r, 0)?.to_string(),
-                    content: text(r, 1)?.to_string(),
-                    content_hash: text(r, 2)?.to_string(),
-                    attempts: text(r, 3)?.parse().map_err(|_| bad_row("attempts"))?,
-                })
-            })
-            .collect()
-    }
-
-    /// Stores `(claimed row, pgvector text)` pairs; returns how many landed.
-    pub async fn store_embeddings(
-        &self,
-        model: &str,
-        items: &[(&Claimed, String)],
-    ) -> Result<usize, PortError> {
-        let payload: Vec<Value> = items
-            .iter()
-            .map(|(c, v)| json!({"id": c.id, "content_hash": c.content_hash, "embedding": v}))
-            .collect();
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                STORE_EMBEDDINGS,
-                &[s(Value::Array(payload).to_string()), s(model)],
-            )
-            .await?;
-        Ok(rows.len())
-    }
-
-    /// Records a failed attempt for `ids`; returns (retry scheduled, now failed).
-    pub async fn record_failures(
-        &self,
-        now: &str,
-        ids: &[&str],
-        max_attempts: u32,
-        base_seconds: u64,
-        cap_seconds: u64,
-    ) -> Result<(usize, usize), PortError> {
-        let params = [
-            s(json!(ids).to_string()),
-            s(now),
-            s(max_attempts.to_string()),
-            s(base_seconds.to_string()),
-            s(cap_seconds.to_string()),
-        ];
-        let rows = self
-            .sql
-            .query(&SqlScope::System, RECORD_FAILURES, &params)
-            .await?;
-        let failed = rows
-            .iter()
-            .filter(|r| r.first().and_then(|c| c.as_deref()) == Some("failed"))
-            .count();
-        Ok((rows.len() - failed, failed))
-    }
-
-    pub async fn mark_stale_model(
-        &self,
-        now: &str,
-        model: &str,
-        max: usize,
-    ) -> Result<u64, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                MARK_STALE_MODEL,
-                &[s(now), s(model), s(max.to_string())],
-            )
-            .await?;
-        count(&rows)
-    }
-
-    pub async fn purge_expired(&self, now: &str, max: usize) -> Result<u64, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                PURGE_EXPIRED,
-                &[s(now), s(max.to_string())],
-            )
-            .await?;
-        count(&rows)
-    }
-
     pub async fn ping(&self) -> Result<(), PortError> {
         let rows = self.sql.query(&SqlScope::System, PING, &[]).await?;
         match rows
@@ -699,11 +544,6 @@ mod tests {
             ("LIST", LIST, 9),
             ("RETRIEVE", RETRIEVE, 12),
             ("TOUCH", TOUCH, 3),
-            ("CLAIM_PENDING", CLAIM_PENDING, 3),
-            ("STORE_EMBEDDINGS", STORE_EMBEDDINGS, 2),
-            ("RECORD_FAILURES", RECORD_FAILURES, 5),
-            ("MARK_STALE_MODEL", MARK_STALE_MODEL, 3),
-            ("PURGE_EXPIRED", PURGE_EXPIRED, 2),
         ] {
             assert_eq!(max_param(sql), n, "{name}");
             for k in 1..=n {

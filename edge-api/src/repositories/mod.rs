@@ -2,6 +2,7 @@
 
 pub mod challenges;
 pub mod credentials;
+pub mod embedding_jobs;
 pub mod memories;
 pub mod pending;
 pub mod refresh_tokens;

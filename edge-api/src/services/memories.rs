@@ -15,6 +15,7 @@ use crate::json::Patch;
 use crate::limits::Limits;
 use crate::ports::PortErrorKind;
 use crate::repositories::memories::{Filters, Memories, MemoryRow, MemoryUpdate, NewMemory};
+use crate::services::embed_pipeline;
 use crate::services::embedding::{Embedder, to_pgvector};
 
 pub mod retrieval;
@@ -433,6 +434,12 @@ impl<'a> MemoryService<'a> {
         } else {
             self.repo().insert_many(&self.user, &now, &rows).await?
         };
+        let pending: Vec<String> = inserted
+            .iter()
+            .filter(|r| r.embedding_status == "pending")
+            .map(|r| r.id.clone())
+            .collect();
+        embed_pipeline::enqueue(self.ctx, self.ctx.p.queue, &pending).await;
 
         let mut missing: Vec<&str> = prepared
             .iter()

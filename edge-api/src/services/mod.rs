@@ -3,6 +3,8 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod embed_pipeline;
+pub mod embed_queue;
 pub mod embedding;
 pub mod memories;
 pub mod passkeys;
