@@ -1,7 +1,8 @@
 //! The scheduled job: embeds `pending` rows (claimed in batches with
 //! `FOR UPDATE SKIP LOCKED`, retried with exponential backoff, `failed`
 //! after the configured attempts), re-queues rows embedded by an older
-//! model, and purges expired memories.
+//! model, purges expired memories, and folds retrieval hits into the
+//! memories' access statistics.
 //!
 //! Nothing acknowledged is lost: a claim is a lease on `next_embed_at`, so a
 //! job that dies mid-way leaves its rows to the next run.
@@ -9,6 +10,7 @@
 use serde::Serialize;
 
 use crate::app::Ctx;
+use crate::repositories::access_stats::AccessStats;
 use crate::repositories::memories::{Claimed, Memories};
 use crate::services::embedding::{Embedder, to_pgvector};
 use crate::services::memories::rfc3339;
@@ -18,6 +20,9 @@ const MAX_ROUNDS: usize = 20;
 /// Expired rows deleted per statement, and statements per run.
 const PURGE_BATCH: usize = 1000;
 const MAX_PURGE_ROUNDS: usize = 20;
+/// Access hits folded per statement, and statements per run.
+const FOLD_BATCH: usize = 5000;
+const MAX_FOLD_ROUNDS: usize = 20;
 /// Rows re-queued after a model change per run.
 const STALE_BATCH: usize = 500;
 /// Retry backoff: 30 s, 60 s, 120 s, … capped at one hour.
@@ -40,6 +45,8 @@ pub struct JobReport {
     /// `ready` rows re-queued because they were embedded by another model.
     pub requeued_stale: u64,
     pub purged: u64,
+    /// Retrieval hits folded into the memories' access statistics.
+    pub access_hits_folded: u64,
     pub errors: Vec<String>,
 }
 
@@ -148,6 +155,22 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
             Err(e) => {
                 ctx.log(&format!("scheduled: purge failed: {e}"));
                 report.errors.push("purging expired memories failed".into());
+                break;
+            }
+        }
+    }
+    let stats = AccessStats { sql: ctx.p.sql };
+    for _ in 0..MAX_FOLD_ROUNDS {
+        match stats.fold(FOLD_BATCH).await {
+            Ok((hits, _)) => {
+                report.access_hits_folded += hits;
+                if hits < FOLD_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                ctx.log(&format!("scheduled: folding access statistics failed: {e}"));
+                report.errors.push("folding access statistics failed".into());
                 break;
             }
         }
