@@ -123,7 +123,10 @@ fn concurrent_agents_of_one_user_get_no_5xx_and_lose_nothing() {
     }
     for (content, n) in &seen {
         assert_eq!(*n, 1, "stored exactly once: {content}");
-        assert!(kept.contains(content), "only kept contents remain: {content}");
+        assert!(
+            kept.contains(content),
+            "only kept contents remain: {content}"
+        );
     }
     assert_eq!(seen.len(), kept.len(), "every kept content is present");
 

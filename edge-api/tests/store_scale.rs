@@ -54,7 +54,13 @@ async fn all_memories(h: &Harness, user: Uuid) -> Vec<Value> {
         };
         let (s, page) = h.call("GET", &path, Some(user), None).await;
         assert_eq!(s, 200, "{page}");
-        out.extend(page["memories"].as_array().expect("memories").iter().cloned());
+        out.extend(
+            page["memories"]
+                .as_array()
+                .expect("memories")
+                .iter()
+                .cloned(),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => return out,
@@ -110,7 +116,10 @@ fn overlapping_batches_in_different_orders_never_deadlock() {
             match t % 3 {
                 0 => {}
                 1 => items.reverse(),
-                _ => items.rotate_left(t * 7 % items.len()),
+                _ => {
+                    let by = t * 7 % items.len();
+                    items.rotate_left(by)
+                }
             }
             let (s, body) = h
                 .call(
@@ -160,7 +169,10 @@ async fn access_hits_are_shown_at_once_and_folded_without_loss() {
     let h = Harness::new().await;
     let u = random_uuid();
     let (s, m) = h
-        .ingest(u, json!({"content": "the lighthouse keeper logs the tides"}))
+        .ingest(
+            u,
+            json!({"content": "the lighthouse keeper logs the tides"}),
+        )
         .await;
     assert_eq!(s, 201, "{m}");
     let id = m["id"].as_str().expect("id").to_string();
@@ -293,7 +305,10 @@ async fn export_limit_caps_a_part_and_parts_cover_everything() {
             None => break,
         }
     }
-    assert_eq!(parts, 1, "an unlimited export of a small account is one part");
+    assert_eq!(
+        parts, 1,
+        "an unlimited export of a small account is one part"
+    );
     let total = seen.len();
     seen.sort_unstable();
     seen.dedup();

@@ -122,7 +122,10 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
         }
         tx.commit().await.map_err(db)?;
     }
-    client.batch_execute(&app_role_settings()).await.map_err(db)?;
+    client
+        .batch_execute(&app_role_settings())
+        .await
+        .map_err(db)?;
     Ok(report)
 }
 

@@ -533,10 +533,7 @@ impl<'a> MemoryService<'a> {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self
-            .repo()
-            .find_by_hashes(&self.user, now, hashes)
-            .await?)
+        Ok(self.repo().find_by_hashes(&self.user, now, hashes).await?)
     }
 
     pub async fn retrieve(&self, req: RetrieveRequest) -> Result<Value, ApiError> {

@@ -170,7 +170,9 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
             }
             Err(e) => {
                 ctx.log(&format!("scheduled: folding access statistics failed: {e}"));
-                report.errors.push("folding access statistics failed".into());
+                report
+                    .errors
+                    .push("folding access statistics failed".into());
                 break;
             }
         }
