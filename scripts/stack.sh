@@ -81,11 +81,9 @@ start_api() {
     # http://localhost:<port> (browsers bind credentials to the RP id).
     echo "MEMSHADOW_WEBAUTHN_ORIGINS=http://localhost:$MEMSHADOW_API_PORT"
   } >"$RUN/dev.vars"
-  WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
-    --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
-    --inspector-port $((MEMSHADOW_API_PORT + 30000)) \
-    --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false \
-    >"$RUN/api.log" 2>&1 &
+  rm -f "$RUN/api.stop"
+  : >"$RUN/api.log"
+  supervise_api >>"$RUN/api.log" 2>&1 &
   echo $! >"$RUN/api.pid"
   wait_http "$base/health" 120 "$RUN/api.log"
 }
@@ -99,6 +97,31 @@ start_scheduler() {
   scripts/scheduler.sh "http://127.0.0.1:$MEMSHADOW_API_PORT" "${MEMSHADOW_SCHEDULER_SECONDS:-5}" \
     >>"$RUN/scheduler.log" 2>&1 &
   echo $! >"$RUN/scheduler.pid"
+}
+
+# Runs wrangler dev and starts it again whenever it exits without being
+# asked to (`down` leaves $RUN/api.stop first), saying so in api.log.
+# socket-guard.cjs keeps a reset Hyperdrive socket from killing it (see
+# that file); this catches whatever else might.
+supervise_api() {
+  local restarts=0 base="http://127.0.0.1:$MEMSHADOW_API_PORT"
+  while :; do
+    local rc=0
+    WRANGLER_SEND_METRICS=false node --require "$REPO_ROOT/scripts/node/socket-guard.cjs" \
+      "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
+      --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
+      --inspector-port $((MEMSHADOW_API_PORT + 30000)) \
+      --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false || rc=$?
+    [ -f "$RUN/api.stop" ] && return 0
+    restarts=$((restarts + 1))
+    echo "stack: $(date -u +%FT%TZ) the API process (wrangler dev) exited with status $rc; restarting it (restart $restarts)"
+    # Its workerd may hold the port for a moment.
+    for _ in $(seq 1 40); do
+      curl -fsS -o /dev/null "$base/health" 2>/dev/null || break
+      sleep 0.25
+    done
+    sleep 1
+  done
 }
 
 up() {
@@ -119,14 +142,24 @@ Stop it with: scripts/stop.sh
 EOF
 }
 
+# Every process below $1 (the API's supervisor runs node, which runs workerd).
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
 stop_pid() {
   local file="$1"
   [ -f "$file" ] || return 0
   local pid; pid="$(cat "$file")"
   if kill -0 "$pid" 2>/dev/null; then
-    # wrangler starts workerd as a child: stop the whole process group
-    # when we own it, else the process and its children.
-    pkill -TERM -P "$pid" 2>/dev/null || true
+    # Stop the whole tree this pid started (wrangler starts workerd).
+    local tree; tree="$(descendants "$pid")"
+    # shellcheck disable=SC2086 # one pid per word
+    [ -n "$tree" ] && kill -TERM $tree 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -136,6 +169,8 @@ stop_pid() {
 
 down() {
   stop_pid "$RUN/scheduler.pid"
+  # Tells the API's supervisor not to restart what stop_pid ends.
+  [ -d "$RUN" ] && touch "$RUN/api.stop"
   stop_pid "$RUN/api.pid"
   stop_pid "$RUN/pool.pid"
   if [ "${MEMSHADOW_KEEP_PG:-0}" != 1 ]; then scripts/pg.sh stop; fi

@@ -34,6 +34,10 @@ echo "== tests"
 # and real inference in a debug build would be needlessly slow.
 cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
 
+echo "== node"
+# The local stack's guard against a reset Hyperdrive socket (scripts/node/socket-guard.cjs).
+node --test scripts/node/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
+
 echo "== browser"
 # The console in headless Chromium with a virtual passkey authenticator;
 # screenshots land in $MEMSHADOW_DATA/artifacts/browser/.

@@ -6,25 +6,31 @@
 //! parameters the same way: `$1` user id, `$2` now, `$3` metadata filter,
 //! `$4` tags filter, `$5` created_after, `$6` created_before; each statement
 //! uses every parameter it is given, so no adapter has to infer a type.
-//! Row locks are always taken in id order (`ORDER BY id FOR UPDATE`), so
-//! concurrent retrieves, deletes and the scheduled job cannot deadlock.
+//! Row locks on `memories` are always taken in one global order, by id
+//! (`ORDER BY id FOR UPDATE`), or not at all (inserts `DO NOTHING`; reads
+//! and access statistics lock nothing), so concurrent ingests, retrieves,
+//! deletes and the scheduled job cannot deadlock.
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ports::{PortError, Sql, SqlParam, SqlRow, SqlScope};
+use crate::repositories::access_stats;
 
 /// The columns of a memory as text, in [`MemoryRow::from_row`] order.
 /// Timestamps are rendered in UTC with microseconds, which round-trips
-/// exactly through a cursor.
+/// exactly through a cursor. Access statistics are the folded values plus
+/// the hits still waiting in `memory_access` (see `access_stats`), so a
+/// reader sees every hit at once, before the scheduled job folds it.
 macro_rules! memory_columns {
     () => {
         "m.id::text, m.content, m.content_hash, m.metadata::text, array_to_json(m.tags)::text, \
          m.embedding_status, m.embedding_model, \
          to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
          to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-         to_char(m.accessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-         m.access_count::text, \
+         to_char(greatest(m.accessed_at, (SELECT max(a.accessed_at) FROM memory_access a WHERE a.memory_id = m.id)) \
+           AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+         (m.access_count + (SELECT count(*) FROM memory_access a WHERE a.memory_id = m.id))::text, \
          to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     };
 }
@@ -48,9 +54,15 @@ macro_rules! not_expired {
 }
 
 /// Inserts a batch of new memories (`$3`: JSON array of [`NewMemory`]).
-/// A conflicting live row is left alone and not returned (a duplicate); a
-/// conflicting *expired* row is replaced by the new one under a new id, so
-/// expiry never blocks storing the same text again.
+/// A conflicting row is left alone and not returned (a duplicate, or an
+/// expired row that [`DELETE_EXPIRED_BY_HASHES`] clears first).
+///
+/// Deadlock freedom: `DO NOTHING` takes no lock on an existing row, so the
+/// statement holds only its own new rows; the only waits left are unique
+/// checks against rows another transaction is inserting or deleting, and
+/// those happen in content-hash order (`ORDER BY x.content_hash`), the same
+/// order for every batch whatever order its client sent. Two batches with
+/// overlapping contents in different orders therefore queue, never cycle.
 const INSERT_MANY: &str = concat!(
     "INSERT INTO memories AS m (user_id, content, content_hash, metadata, tags, embedding, embedding_model, \
        embedding_status, next_embed_at, created_at, updated_at, expires_at) \
@@ -60,16 +72,20 @@ const INSERT_MANY: &str = concat!(
        $2::timestamptz, $2::timestamptz, x.expires_at \
      FROM jsonb_to_recordset($3::jsonb) AS x(ord int, content text, content_hash text, metadata jsonb, tags text[], \
        embedding text, embedding_model text, expires_at timestamptz) \
-     ORDER BY x.ord \
-     ON CONFLICT (user_id, content_hash) DO UPDATE SET id = gen_random_uuid(), content = EXCLUDED.content, \
-       metadata = EXCLUDED.metadata, tags = EXCLUDED.tags, embedding = EXCLUDED.embedding, \
-       embedding_model = EXCLUDED.embedding_model, embedding_status = EXCLUDED.embedding_status, embed_attempts = 0, \
-       next_embed_at = EXCLUDED.next_embed_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
-       accessed_at = NULL, access_count = 0, expires_at = EXCLUDED.expires_at \
-     WHERE m.expires_at IS NOT NULL AND m.expires_at <= $2::timestamptz \
+     ORDER BY x.content_hash \
+     ON CONFLICT (user_id, content_hash) DO NOTHING \
      RETURNING ",
     memory_columns!()
 );
+
+/// Deletes the caller's *expired* rows with these content hashes ($3: JSON
+/// array), so storing the same text again replaces them (under a new id).
+/// Run on its own, only when an insert met such a row: it locks in id order
+/// and holds nothing else, like every other locking statement here.
+const DELETE_EXPIRED_BY_HASHES: &str = "WITH d AS (DELETE FROM memories WHERE id IN (SELECT m.id FROM memories m \
+       WHERE m.user_id = $1::uuid AND m.content_hash IN (SELECT jsonb_array_elements_text($3::jsonb)) \
+         AND m.expires_at <= $2::timestamptz ORDER BY m.id FOR UPDATE) RETURNING 1) \
+     SELECT count(*)::text FROM d";
 
 /// Ids of the caller's live memories with the given content hashes ($3: JSON array).
 const FIND_BY_HASHES: &str = concat!(
@@ -109,13 +125,16 @@ const UPDATE: &str = concat!(
 const DELETE_ONE: &str =
     "DELETE FROM memories m WHERE m.user_id = $1::uuid AND m.id = $2::uuid RETURNING m.id::text";
 
-/// Deletes the caller's memories matching the filters (expired ones too:
-/// "delete everything" must mean everything). `$2` is only type-anchored.
+/// Deletes up to `$7` of the caller's memories matching the filters
+/// (expired ones too: "delete everything" must mean everything), locked in
+/// id order. Callers repeat it until fewer than `$7` go, so no statement
+/// holds locks on, or writes WAL for, an unbounded number of rows.
+/// `$2` is only type-anchored.
 const DELETE_MATCHING: &str = concat!(
     "WITH d AS (DELETE FROM memories WHERE id IN (SELECT m.id FROM memories m \
        WHERE m.user_id = $1::uuid AND $2::timestamptz IS NOT NULL",
     filters!(),
-    " ORDER BY m.id FOR UPDATE) RETURNING 1) SELECT count(*)::text FROM d"
+    " ORDER BY m.id LIMIT $7::int FOR UPDATE) RETURNING 1) SELECT count(*)::text FROM d"
 );
 
 /// One page, newest first, after the keyset cursor ($7 created_at, $8 id).
@@ -161,13 +180,6 @@ const RETRIEVE: &str = concat!(
      FROM fused f JOIN memories m ON m.id = f.id \
      ORDER BY f.score DESC, f.vr NULLS LAST, m.id LIMIT $11::int OFFSET $12::int"
 );
-
-/// Access statistics for retrieved rows, locked in id order (never
-/// deadlocks against another retrieve touching an overlapping set).
-const TOUCH: &str = "UPDATE memories AS m SET access_count = m.access_count + 1, accessed_at = $2::timestamptz \
-     FROM (SELECT id FROM memories WHERE user_id = $1::uuid \
-             AND id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid) ORDER BY id FOR UPDATE) AS l \
-     WHERE m.id = l.id";
 
 const PING: &str = "SELECT 1::text";
 
@@ -399,18 +411,36 @@ impl Memories<'_> {
         Ok(!rows.is_empty())
     }
 
+    /// Deletes at most `chunk` matching rows (one transaction); returns how many.
     pub async fn delete_matching(
         &self,
         user: &str,
         now: &str,
         f: &Filters,
+        chunk: usize,
+    ) -> Result<u64, PortError> {
+        let mut params = filter_params(user, now, f);
+        params.push(s(chunk.to_string()));
+        let rows = self
+            .sql
+            .query(&user_scope(user), DELETE_MATCHING, &params)
+            .await?;
+        count(&rows)
+    }
+
+    /// Clears the caller's expired rows holding these hashes; returns how many.
+    pub async fn delete_expired_by_hashes(
+        &self,
+        user: &str,
+        now: &str,
+        hashes: &[&str],
     ) -> Result<u64, PortError> {
         let rows = self
             .sql
             .query(
                 &user_scope(user),
-                DELETE_MATCHING,
-                &filter_params(user, now, f),
+                DELETE_EXPIRED_BY_HASHES,
+                &[s(user), s(now), s(json!(hashes).to_string())],
             )
             .await?;
         count(&rows)
@@ -458,7 +488,9 @@ impl Memories<'_> {
             s(limit.to_string()),
             s(offset.to_string()),
         ]);
-        let rows = self.sql.query(&user_scope(user), RETRIEVE, &params).await?;
+        // The hits are recorded by the same statement: no extra round trip.
+        let sql = access_stats::recording_hits(RETRIEVE);
+        let rows = self.sql.query(&user_scope(user), &sql, &params).await?;
         rows.iter()
             .map(|r| {
                 let n = MEMORY_COLUMN_COUNT;
@@ -476,18 +508,6 @@ impl Memories<'_> {
                 })
             })
             .collect()
-    }
-
-    /// Bumps access statistics of `ids` (best effort, ordered locks).
-    pub async fn touch(&self, user: &str, now: &str, ids: &[&str]) -> Result<(), PortError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let payload = json!(ids).to_string();
-        self.sql
-            .query(&user_scope(user), TOUCH, &[s(user), s(now), s(payload)])
-            .await?;
-        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), PortError> {
@@ -540,10 +560,10 @@ mod tests {
             ("GET", GET, 3),
             ("UPDATE", UPDATE, 11),
             ("DELETE_ONE", DELETE_ONE, 2),
-            ("DELETE_MATCHING", DELETE_MATCHING, 6),
+            ("DELETE_MATCHING", DELETE_MATCHING, 7),
             ("LIST", LIST, 9),
             ("RETRIEVE", RETRIEVE, 12),
-            ("TOUCH", TOUCH, 3),
+            ("DELETE_EXPIRED_BY_HASHES", DELETE_EXPIRED_BY_HASHES, 3),
         ] {
             assert_eq!(max_param(sql), n, "{name}");
             for k in 1..=n {

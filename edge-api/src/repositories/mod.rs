@@ -1,5 +1,6 @@
 //! Data access: all SQL text lives here, once.
 
+pub mod access_stats;
 pub mod challenges;
 pub mod credentials;
 pub mod embedding_jobs;

@@ -2,7 +2,8 @@
 //! `pending` row at the pool's speed (several batches in flight, until no
 //! row is due or the run's wall-clock budget is spent), revives `failed`
 //! rows whose time has come, re-queues rows of an old model while a model
-//! change is in progress, and purges expired memories.
+//! change is in progress, purges expired memories, and folds retrieval
+//! hits into the memories' access statistics.
 //!
 //! Nothing acknowledged is lost: a claim is a lease on `next_embed_at`, so a
 //! job that dies mid-way leaves its rows to the next run; an outage gives
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::app::Ctx;
 use crate::concurrent::join_all;
+use crate::repositories::access_stats::AccessStats;
 use crate::repositories::embedding_jobs::EmbeddingJobs;
 use crate::services::embed_pipeline::{Pipeline, Tally, lease_seconds};
 use crate::services::memories::rfc3339;
@@ -21,6 +23,9 @@ use crate::services::memories::rfc3339;
 /// Expired rows deleted per statement, and statements per run.
 const PURGE_BATCH: usize = 1000;
 const MAX_PURGE_ROUNDS: usize = 20;
+/// Access hits folded per statement, and statements per run.
+const FOLD_BATCH: usize = 5000;
+const MAX_FOLD_ROUNDS: usize = 20;
 /// Rows re-queued after a model change per run.
 const STALE_BATCH: usize = 500;
 /// Failed rows revived per run.
@@ -51,6 +56,8 @@ pub struct JobReport {
     /// progress).
     pub stale_scan: bool,
     pub purged: u64,
+    /// Retrieval hits folded into the memories' access statistics.
+    pub access_hits_folded: u64,
     /// Milliseconds the run took.
     pub elapsed_ms: i64,
     pub errors: Vec<String>,
@@ -107,6 +114,24 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
             Err(e) => {
                 ctx.log(&format!("scheduled: purge failed: {e}"));
                 report.errors.push("purging expired memories failed".into());
+                break;
+            }
+        }
+    }
+    let stats = AccessStats { sql: ctx.p.sql };
+    for _ in 0..MAX_FOLD_ROUNDS {
+        match stats.fold(FOLD_BATCH).await {
+            Ok((hits, _)) => {
+                report.access_hits_folded += hits;
+                if hits < FOLD_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                ctx.log(&format!("scheduled: folding access statistics failed: {e}"));
+                report
+                    .errors
+                    .push("folding access statistics failed".into());
                 break;
             }
         }

@@ -207,11 +207,7 @@ impl MemoryService<'_> {
                 page.offset,
             )
             .await?;
-        let ids: Vec<&str> = hits.iter().map(|h| h.memory.id.as_str()).collect();
-        if let Err(e) = self.repo().touch(&self.user, &now, &ids).await {
-            // Statistics are best effort: never fail a retrieval over them.
-            self.ctx.log(&format!("access stats not updated: {e}"));
-        }
+        // The retrieve statement itself recorded the hits (access_stats).
         Ok(Retrieved {
             hits: hits.into_iter().map(HitView::from).collect(),
             mode,
