@@ -150,10 +150,10 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::
     };
     let mut messages = Vec::new();
     for raw in batch.raw_iter() {
-        match raw.body::<String>() {
-            Ok(id) => messages.push((id, raw)),
+        match raw.body().as_string() {
+            Some(id) => messages.push((id, raw)),
             // Not ours to understand: acknowledged, so it is not redelivered.
-            Err(_) => raw.ack(),
+            None => raw.ack(),
         }
     }
     let ids: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
