@@ -15,6 +15,7 @@ use crate::json::Patch;
 use crate::limits::Limits;
 use crate::ports::PortErrorKind;
 use crate::repositories::memories::{Filters, Hit, Memories, MemoryRow, MemoryUpdate, NewMemory};
+use crate::repositories::retrieval::Query as RetrievalQuery;
 use crate::services::embedding::{Embedder, to_pgvector};
 
 /// Body of `POST /memory/ingest` and of each `POST /memory/batch` item.
@@ -107,8 +108,6 @@ pub type IngestOutcome = Result<(u16, MemoryRow), ApiError>;
 
 pub const DEFAULT_RETRIEVE_LIMIT: usize = 10;
 pub const DEFAULT_LIST_LIMIT: usize = 20;
-/// Reciprocal-rank fusion constant; also in the SQL (documented value).
-pub const RRF_K: u32 = 60;
 
 /// RFC 3339 in UTC with microseconds: the form the SQL renders too.
 pub fn rfc3339(ms: i64) -> String {
@@ -537,23 +536,15 @@ impl<'a> MemoryService<'a> {
             .and_then(|mut v| v.pop())
             .map(|v| to_pgvector(&v));
         let mode = if vector.is_some() { "hybrid" } else { "text" };
-        // Each branch must reach past the requested page for fusion to be
-        // stable across pages; a floor keeps fusion meaningful on page one.
-        let candidates = (offset + limit).max(50);
         let now = self.now();
+        let query = RetrievalQuery {
+            vector,
+            model: &self.ctx.cfg.embedding_model,
+            text: Some(query),
+        };
         let hits: Vec<Hit> = self
             .repo()
-            .retrieve(
-                &self.user,
-                &now,
-                &filters,
-                vector,
-                &self.ctx.cfg.embedding_model,
-                query,
-                candidates,
-                limit,
-                offset,
-            )
+            .retrieve(&self.user, &now, &filters, &query, limit, offset)
             .await?;
         let ids: Vec<&str> = hits.iter().map(|h| h.memory.id.as_str()).collect();
         if let Err(e) = self.repo().touch(&self.user, &now, &ids).await {
