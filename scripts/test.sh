@@ -34,11 +34,6 @@ echo "== tests"
 # and real inference in a debug build would be needlessly slow.
 cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
 
-echo "== retrieval quality smoke"
-# ~300 documents through the real stack, scored beside BM25 and onnxruntime,
-# with the metric functions' worked example first (bench/quality/README.md).
-scripts/quality.sh --smoke 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
-
 echo "== browser"
 # The console in headless Chromium with a virtual passkey authenticator;
 # screenshots land in $MEMSHADOW_DATA/artifacts/browser/.

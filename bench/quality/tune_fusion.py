@@ -61,25 +61,44 @@ def evaluate(data, k, depth, w_text=1.0, system=None):
     return mean(nd), {c: mean(v) for c, v in per_cat.items()}
 
 
-def main():
-    data = json.load(open(sys.argv[1]))
-    base = {s: evaluate(data, 0, 0, system=s) for s in ("bm25", "onnx", "vector", "text", "hybrid")}
-    for s, (nd, lc) in base.items():
-        print(f"{s:8s} SciFact nDCG@10 {nd:.4f}  LoCoMo R@10 all {lc['all']:.4f}  " + " ".join(f"{c} {v:.3f}" for c, v in sorted(lc.items())))
+def grid(data):
+    """Markdown lines: the baselines and the k × depth grid, then the
+    weighted variant at the best cell; and the best (k, depth)."""
+    out = []
+    base = {s: evaluate(data, 0, 0, system=s) for s in ("bm25", "onnx", "vector", "text")}
     best_base = {c: max(base["bm25"][1][c], base["onnx"][1][c]) for c in base["bm25"][1]}
     sf_target = max(base["bm25"][0], base["onnx"][0]) + 0.02
-    print(f"\ntargets: SciFact nDCG@10 ≥ {sf_target:.4f}; LoCoMo R@10 above max(bm25, onnx) per category\n")
-    print("| k | depth | SciFact nDCG@10 | LoCoMo R@10 (all) | worst category margin |")
-    print("| --- | --- | --- | --- | --- |")
+    out.append(
+        f"Targets: SciFact nDCG@10 ≥ {sf_target:.4f} (the better baseline + 0.02); LoCoMo recall@10 above "
+        "max(BM25, onnxruntime) in every category (margin of the worst category shown).\n"
+    )
+    out.append("| k | depth | SciFact nDCG@10 | LoCoMo R@10 (all) | worst category margin |")
+    out.append("| --- | --- | --- | --- | --- |")
     rows = []
     for k in KS:
         for depth in DEPTHS:
             nd, lc = evaluate(data, k, depth)
             worst = min((lc[c] - best_base[c], c) for c in lc if c != "all")
             rows.append((k, depth, nd, lc["all"], worst))
-            print(f"| {k} | {depth} | {nd:.4f} | {lc['all']:.4f} | {worst[0]:+.4f} ({worst[1]}) |")
+            out.append(f"| {k} | {depth} | {nd:.4f} | {lc['all']:.4f} | {worst[0]:+.4f} ({worst[1]}) |")
     best = max(rows, key=lambda r: (r[2] >= sf_target and r[4][0] > 0, r[2] + r[3]))
-    print(f"\nbest (targets first, then nDCG@10 + recall@10): k={best[0]} depth={best[1]} nDCG@10 {best[2]:.4f} R@10 {best[3]:.4f}")
+    out.append(f"\nBest cell (targets first, then nDCG@10 + recall@10): k = {best[0]}, depth {best[1]}.\n")
+    out.append(f"Weighted fusion at k = {best[0]}, depth {best[1]} (text branch weight w):\n")
+    out.append("| w | SciFact nDCG@10 | LoCoMo R@10 (all) |")
+    out.append("| --- | --- | --- |")
+    for w in (0.5, 0.75, 1.0, 1.25, 1.5, 2.0):
+        nd, lc = evaluate(data, best[0], best[1], w_text=w)
+        out.append(f"| {w} | {nd:.4f} | {lc['all']:.4f} |")
+    return out, (best[0], best[1])
+
+
+def main():
+    data = json.load(open(sys.argv[1]))
+    for s in ("bm25", "onnx", "vector", "text", "hybrid"):
+        nd, lc = evaluate(data, 0, 0, system=s)
+        print(f"{s:8s} SciFact nDCG@10 {nd:.4f}  LoCoMo R@10 " + " ".join(f"{c} {v:.3f}" for c, v in sorted(lc.items())))
+    lines, _ = grid(data)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

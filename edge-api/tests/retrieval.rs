@@ -28,26 +28,38 @@ async fn batch(h: &Harness, u: Uuid, contents: &[String]) {
     }
 }
 
+/// One retrieve: the status and the hits.
+async fn ask(h: &Harness, u: Uuid, body: Value) -> (u16, Vec<Value>) {
+    let (s, r) = h
+        .call("POST", "/api/v1/memory/retrieve", Some(u), Some(body))
+        .await;
+    assert!(s != 200 || r["results"].is_array(), "{r}");
+    (s, r["results"].as_array().cloned().unwrap_or_default())
+}
+
+fn ids(hits: &[Value]) -> Vec<String> {
+    hits.iter()
+        .map(|x| x["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
 /// Ids of one page, and every hit's (vector_rank, text_rank).
 async fn page(
     h: &Harness,
     u: Uuid,
-    body: Value,
+    mut body: Value,
     limit: usize,
     offset: usize,
 ) -> (Vec<String>, Vec<(Value, Value)>) {
-    let r = h
-        .retrieve(u, &format!("limit={limit}&offset={offset}"), body)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let ranks = r
-        .body
-        .as_array()
-        .expect("array")
+    body["limit"] = json!(limit);
+    body["offset"] = json!(offset);
+    let (s, hits) = ask(h, u, body).await;
+    assert_eq!(s, 200);
+    let ranks = hits
         .iter()
         .map(|x| (x["vector_rank"].clone(), x["text_rank"].clone()))
         .collect();
-    (r.ids(), ranks)
+    (ids(&hits), ranks)
 }
 
 #[tokio::test]
@@ -128,29 +140,30 @@ async fn text_branch_matches_any_meaningful_word_ranked_by_bm25() {
     contents.extend((0..8).map(|i| format!("common pattern number {i} in the logs")));
     batch(&h, u, &contents).await;
     let text = |q: &str| json!({"query": q, "mode": "text"});
-    let first = |r: &common::Retrieval| r.body[0]["content"].as_str().map(str::to_string);
+    let first = |hits: &[Value]| {
+        hits.first()
+            .and_then(|x| x["content"].as_str())
+            .map(str::to_string)
+    };
 
     // A question that shares one word with the memory finds it: the old
-    // AND of every term ("what", "ada", "like", "drink") matched nothing.
-    let r = h
-        .retrieve(u, "", text("What does Ada like to drink?"))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(first(&r).as_deref(), Some(contents[0].as_str()));
-    assert_eq!(r.body[0]["text_rank"], 1);
+    // AND of every term ("ada", "like", "drink") matched nothing.
+    let (s, hits) = ask(&h, u, text("What does Ada like to drink?")).await;
+    assert_eq!(s, 200);
+    assert_eq!(first(&hits).as_deref(), Some(contents[0].as_str()));
+    assert_eq!(hits[0]["text_rank"], 1);
 
     // BM25: the memory holding the rare word beats eight that hold only
     // the common ones, though all match.
-    let r = h
-        .retrieve(u, "limit=20", text("rare common pattern"))
-        .await;
-    assert_eq!(r.ids().len(), 9, "{}", r.body);
-    assert_eq!(first(&r).as_deref(), Some(contents[1].as_str()));
+    let mut body = text("rare common pattern");
+    body["limit"] = json!(20);
+    let (_, hits) = ask(&h, u, body).await;
+    assert_eq!(hits.len(), 9, "{hits:?}");
+    assert_eq!(first(&hits).as_deref(), Some(contents[1].as_str()));
 
     // Stop words only: no meaningful word, no text match (and no error).
-    let r = h.retrieve(u, "", text("what is it that they were")).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.ids().len(), 0);
+    let (s, hits) = ask(&h, u, text("what is it that they were")).await;
+    assert_eq!((s, hits.len()), (200, 0));
 
     // tsquery syntax and quoting in the question are plain text.
     for q in [
@@ -159,10 +172,10 @@ async fn text_branch_matches_any_meaningful_word_ranked_by_bm25() {
         "'''",
         "\\",
     ] {
-        let r = h.retrieve(u, "", text(q)).await;
-        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        let (s, _) = ask(&h, u, text(q)).await;
+        assert_eq!(s, 200, "{q}");
     }
-    let r = h.retrieve(u, "", text("O'Brien's \\ backslash")).await;
-    assert_eq!(first(&r).as_deref(), Some(contents[2].as_str()));
+    let (_, hits) = ask(&h, u, text("O'Brien's \\ backslash")).await;
+    assert_eq!(first(&hits).as_deref(), Some(contents[2].as_str()));
     h.cleanup(u).await;
 }

@@ -29,13 +29,20 @@ async fn main() {
     let mut limit = 10usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| die(&format!("{flag} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| die(&format!("{flag} needs a value")))
+        };
         match flag.as_str() {
             "--user" => user = Some(value()),
             "--query" => text = Some(value()),
             "--vector" => vector = Some(value()),
             "--model" => model = value(),
-            "--limit" => limit = value().parse().unwrap_or_else(|_| die("--limit must be a number")),
+            "--limit" => {
+                limit = value()
+                    .parse()
+                    .unwrap_or_else(|_| die("--limit must be a number"))
+            }
             _ => die(&format!("unknown argument {flag}")),
         }
     }
@@ -57,7 +64,14 @@ async fn main() {
     };
     let repo = Memories { sql: &sql };
     match repo
-        .explain_retrieve(&user, &rfc3339(now_ms), &Filters::default(), &query, limit, 0)
+        .explain_retrieve(
+            &user,
+            &rfc3339(now_ms),
+            &Filters::default(),
+            &query,
+            limit,
+            0,
+        )
         .await
     {
         Ok(lines) => println!("{}", lines.join("\n")),

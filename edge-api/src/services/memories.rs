@@ -61,6 +61,19 @@ pub struct RetrieveRequest {
     pub limit: Option<u32>,
     #[serde(default)]
     pub offset: Option<u32>,
+    /// `hybrid` (default), `vector` or `text`: which branches run.
+    #[serde(default)]
+    pub mode: Option<RetrieveMode>,
+}
+
+/// Which branches of the search run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetrieveMode {
+    #[default]
+    Hybrid,
+    Vector,
+    Text,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -530,17 +543,32 @@ impl<'a> MemoryService<'a> {
             ));
         }
         let filters = build_filters(&req.filters.unwrap_or_default(), limits)?;
-        let vector = self
-            .try_embed(&[query])
-            .await
-            .and_then(|mut v| v.pop())
-            .map(|v| to_pgvector(&v));
-        let mode = if vector.is_some() { "hybrid" } else { "text" };
+        let requested = req.mode.unwrap_or_default();
+        let vector = if requested == RetrieveMode::Text {
+            None
+        } else {
+            self.try_embed(&[query])
+                .await
+                .and_then(|mut v| v.pop())
+                .map(|v| to_pgvector(&v))
+        };
+        let mode = match (requested, &vector) {
+            (RetrieveMode::Vector, None) => {
+                return Err(ApiError::new(
+                    ErrorCode::NotReady,
+                    "vector search needs the embedding service, which is unavailable; retry, or use mode \"text\"",
+                ));
+            }
+            (RetrieveMode::Vector, Some(_)) => "vector",
+            (RetrieveMode::Hybrid, Some(_)) => "hybrid",
+            _ => "text",
+        };
         let now = self.now();
+        // A NULL text leaves the full-text branch empty.
         let query = RetrievalQuery {
             vector,
             model: &self.ctx.cfg.embedding_model,
-            text: Some(query),
+            text: (mode != "vector").then_some(query),
         };
         let hits: Vec<Hit> = self
             .repo()
