@@ -15,7 +15,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ports::{PortError, Sql, SqlParam, SqlRow, SqlScope};
-use crate::repositories::access_stats;
 
 /// The columns of a memory as text, in [`MemoryRow::from_row`] order.
 /// Timestamps are rendered in UTC with microseconds, which round-trips
@@ -34,7 +33,7 @@ macro_rules! memory_columns {
          to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     };
 }
-const MEMORY_COLUMN_COUNT: usize = 12;
+pub(super) const MEMORY_COLUMN_COUNT: usize = 12;
 
 /// Caller filters on `m` ($3..$6), shared by retrieve, list and delete.
 macro_rules! filters {
@@ -148,39 +147,6 @@ const LIST: &str = concat!(
      ORDER BY m.created_at DESC, m.id DESC LIMIT $9::int"
 );
 
-/// Hybrid retrieval in one statement: the `$10` nearest vectors (cosine,
-/// HNSW; only vectors of the current model `$8`) ∪ the `$10` best full-text
-/// matches (`websearch_to_tsquery`, `$9`), fused by reciprocal rank with
-/// k = 60, then paged ($11 limit, $12 offset). `$7` NULL = text only.
-const RETRIEVE: &str = concat!(
-    "WITH vec AS ( \
-       SELECT v.id, row_number() OVER (ORDER BY v.d, v.id) AS r, 1 - v.d AS sim FROM ( \
-         SELECT m.id, m.embedding <=> $7::text::vector AS d FROM memories m \
-         WHERE m.user_id = $1::uuid AND $7::text IS NOT NULL AND m.embedding IS NOT NULL \
-           AND m.embedding_model = $8",
-    not_expired!(),
-    filters!(),
-    " ORDER BY d LIMIT $10::int) v), \
-     fts AS ( \
-       SELECT f.id, row_number() OVER (ORDER BY f.rank DESC, f.id) AS r FROM ( \
-         SELECT m.id, ts_rank_cd(m.content_tsv, q.q) AS rank \
-         FROM memories m, websearch_to_tsquery('english', $9) AS q(q) \
-         WHERE m.user_id = $1::uuid AND m.content_tsv @@ q.q",
-    not_expired!(),
-    filters!(),
-    " ORDER BY rank DESC, m.id LIMIT $10::int) f), \
-     fused AS ( \
-       SELECT u.id, sum(1.0::float8 / (60 + u.r)) AS score, min(u.vr) AS vr, min(u.tr) AS tr, max(u.sim) AS sim \
-       FROM (SELECT id, r, r AS vr, NULL::bigint AS tr, sim FROM vec \
-             UNION ALL SELECT id, r, NULL::bigint, r, NULL::float8 FROM fts) u \
-       GROUP BY u.id) \
-     SELECT ",
-    memory_columns!(),
-    ", f.score::text, f.vr::text, f.tr::text, f.sim::text \
-     FROM fused f JOIN memories m ON m.id = f.id \
-     ORDER BY f.score DESC, f.vr NULLS LAST, m.id LIMIT $11::int OFFSET $12::int"
-);
-
 const PING: &str = "SELECT 1::text";
 
 /// A stored memory as the API shows it.
@@ -201,7 +167,7 @@ pub struct MemoryRow {
     pub expires_at: Option<String>,
 }
 
-fn bad_row(what: &str) -> PortError {
+pub(super) fn bad_row(what: &str) -> PortError {
     PortError::failed(format!("unexpected row shape: {what}"))
 }
 
@@ -211,7 +177,7 @@ fn text(row: &SqlRow, i: usize) -> Result<&str, PortError> {
         .ok_or_else(|| bad_row(&format!("column {i} is NULL or missing")))
 }
 
-fn opt_text(row: &SqlRow, i: usize) -> Result<Option<String>, PortError> {
+pub(super) fn opt_text(row: &SqlRow, i: usize) -> Result<Option<String>, PortError> {
     row.get(i)
         .cloned()
         .ok_or_else(|| bad_row(&format!("column {i} missing")))
@@ -289,21 +255,13 @@ pub struct MemoryUpdate {
     pub expected_updated_at: String,
 }
 
-/// One retrieval hit.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub memory: MemoryRow,
-    pub score: f64,
-    pub vector_rank: Option<i64>,
-    pub text_rank: Option<i64>,
-    pub similarity: Option<f64>,
-}
+pub use super::retrieval::Hit;
 
-fn s(v: impl Into<String>) -> SqlParam {
+pub(super) fn s(v: impl Into<String>) -> SqlParam {
     Some(v.into())
 }
 
-fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
+pub(super) fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
     vec![
         s(user),
         s(now),
@@ -314,7 +272,7 @@ fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
     ]
 }
 
-fn user_scope(user: &str) -> SqlScope {
+pub(super) fn user_scope(user: &str) -> SqlScope {
     SqlScope::User(user.to_string())
 }
 
@@ -463,53 +421,6 @@ impl Memories<'_> {
         rows.iter().map(MemoryRow::from_row).collect()
     }
 
-    /// Hybrid retrieval; see [`RETRIEVE`]. `candidates` per branch must be
-    /// at least `offset + limit`. A `None` vector skips the vector branch, a
-    /// `None` text the full-text branch.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn retrieve(
-        &self,
-        user: &str,
-        now: &str,
-        f: &Filters,
-        query_vector: Option<String>,
-        model: &str,
-        query_text: Option<&str>,
-        candidates: usize,
-        limit: usize,
-        offset: usize,
-    ) -> Result<Vec<Hit>, PortError> {
-        let mut params = filter_params(user, now, f);
-        params.extend([
-            query_vector,
-            s(model),
-            query_text.map(str::to_string),
-            s(candidates.to_string()),
-            s(limit.to_string()),
-            s(offset.to_string()),
-        ]);
-        // The hits are recorded by the same statement: no extra round trip.
-        let sql = access_stats::recording_hits(RETRIEVE);
-        let rows = self.sql.query(&user_scope(user), &sql, &params).await?;
-        rows.iter()
-            .map(|r| {
-                let n = MEMORY_COLUMN_COUNT;
-                let num = |i: usize| -> Result<Option<f64>, PortError> {
-                    opt_text(r, i)?
-                        .map(|t| t.parse::<f64>().map_err(|_| bad_row("number")))
-                        .transpose()
-                };
-                Ok(Hit {
-                    memory: MemoryRow::from_row(r)?,
-                    score: num(n)?.ok_or_else(|| bad_row("score"))?,
-                    vector_rank: num(n + 1)?.map(|x| x as i64),
-                    text_rank: num(n + 2)?.map(|x| x as i64),
-                    similarity: num(n + 3)?,
-                })
-            })
-            .collect()
-    }
-
     pub async fn ping(&self) -> Result<(), PortError> {
         let rows = self.sql.query(&SqlScope::System, PING, &[]).await?;
         match rows
@@ -529,7 +440,7 @@ fn count(rows: &[SqlRow]) -> Result<u64, PortError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Highest `$n` in a statement.
@@ -562,17 +473,21 @@ mod tests {
             ("DELETE_ONE", DELETE_ONE, 2),
             ("DELETE_MATCHING", DELETE_MATCHING, 7),
             ("LIST", LIST, 9),
-            ("RETRIEVE", RETRIEVE, 12),
             ("DELETE_EXPIRED_BY_HASHES", DELETE_EXPIRED_BY_HASHES, 3),
         ] {
-            assert_eq!(max_param(sql), n, "{name}");
-            for k in 1..=n {
-                let p = format!("${k}");
-                let used = sql
-                    .match_indices(&p)
-                    .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
-                assert!(used, "{name} does not use {p}");
-            }
+            assert_uses_parameters(name, sql, n);
+        }
+    }
+
+    /// `sql` uses exactly the parameters $1..$n, each at least once.
+    pub(in crate::repositories) fn assert_uses_parameters(name: &str, sql: &str, n: usize) {
+        assert_eq!(max_param(sql), n, "{name}");
+        for k in 1..=n {
+            let p = format!("${k}");
+            let used = sql
+                .match_indices(&p)
+                .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
+            assert!(used, "{name} does not use {p}");
         }
     }
 }

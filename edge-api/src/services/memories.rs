@@ -89,8 +89,6 @@ pub const DEFAULT_LIST_LIMIT: usize = 20;
 /// Rows per statement of a bulk delete: bounds each transaction's locks
 /// and WAL while a delete-all of a large account runs.
 pub const DELETE_CHUNK: usize = 1000;
-/// Reciprocal-rank fusion constant; also in the SQL (documented value).
-pub const RRF_K: u32 = 60;
 
 /// RFC 3339 in UTC with microseconds: the form the SQL renders too.
 pub fn rfc3339(ms: i64) -> String {
