@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 pub use crate::config::{Config, ConfigError};
 use crate::errors::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
-use crate::ports::{Clock, HttpClient, Kv, Sql};
+use crate::ports::{Blob, Clock, HttpClient, Kv, Sql};
+use crate::services::backup;
 pub use crate::services::scheduled::JobReport;
 
 /// The ports one request or job may use, borrowed from the adapter.
@@ -26,6 +27,8 @@ pub struct Platform<'a> {
     pub kv: &'a dyn Kv,
     pub http: &'a dyn HttpClient,
     pub clock: &'a dyn Clock,
+    /// Backup objects (the SDAP export).
+    pub blob: &'a dyn Blob,
 }
 
 /// Per-request context handed to handlers and services.
@@ -134,8 +137,9 @@ fn finish(
 }
 
 /// The one entry point for scheduled work: embeds pending rows (with
-/// retries and backoff) and purges expired memories. `cron` is the trigger's
-/// schedule string, echoed in the report.
+/// retries and backoff) and purges expired memories; `0 3 * * *` runs the
+/// SDAP backup instead (services::backup), which other triggers resume.
+/// `cron` is the trigger's schedule string, echoed in the report.
 pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobReport {
     let now_ms = p.clock.now_millis();
     let ctx = Ctx {
@@ -144,7 +148,20 @@ pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobRep
         now_ms,
         request_id: format!("cron-{now_ms}"),
     };
-    let report = crate::services::scheduled::run(&ctx, cron).await;
+    // The daily trigger runs the backup alone; every other trigger runs the
+    // embedding/purge job and resumes a backup cut short by its limits.
+    let report = if cron.trim() == backup::BACKUP_CRON {
+        JobReport {
+            cron: cron.to_string(),
+            started_at: crate::services::memories::rfc3339(now_ms),
+            backup: Some(backup::run(&ctx, true).await),
+            ..Default::default()
+        }
+    } else {
+        let mut r = crate::services::scheduled::run(&ctx, cron).await;
+        r.backup = Some(backup::run(&ctx, false).await);
+        r
+    };
     log(&format!(
         "request_id={} scheduled {}",
         ctx.request_id,

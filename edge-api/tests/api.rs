@@ -936,6 +936,7 @@ async fn database_outage_is_a_503_without_details() {
         kv: &h.kv,
         http: &h.embedder,
         clock: &h.clock,
+        blob: &h.blob,
     };
     let u = random_uuid();
     let res = edge_api::app::handle(

@@ -20,6 +20,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_auth",
         include_str!("../../../schema/migrations/0002_auth.sql"),
     ),
+    (
+        "0006_backups",
+        include_str!("../../../schema/migrations/0006_backups.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

@@ -1,5 +1,6 @@
 //! Data access: all SQL text lives here, once.
 
+pub mod backups;
 pub mod challenges;
 pub mod credentials;
 pub mod memories;

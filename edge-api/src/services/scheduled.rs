@@ -41,6 +41,9 @@ pub struct JobReport {
     pub requeued_stale: u64,
     pub purged: u64,
     pub errors: Vec<String>,
+    /// The SDAP backup's part (services::backup), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::services::backup::BackupReport>,
 }
 
 pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {

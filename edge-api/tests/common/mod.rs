@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use edge_api::app::{self, Platform};
 use edge_api::config::{Config, JwtKey};
 use edge_api::http::{Request, Response};
-use edge_api::platform::native::{self, MemoryKv};
+use edge_api::platform::native::{self, MemoryBlob, MemoryKv};
 use edge_api::platform::postgres::PgSql;
 use edge_api::ports::{Clock, HttpClient, HttpReply, PortError};
 use jwt_compact::alg::Es256;
@@ -188,6 +188,7 @@ impl HttpClient for FakeEmbedder {
 pub struct Harness {
     pub sql: PgSql,
     pub kv: MemoryKv,
+    pub blob: MemoryBlob,
     pub embedder: FakeEmbedder,
     pub clock: ManualClock,
     pub cfg: Config,
@@ -232,6 +233,7 @@ impl Harness {
         Harness {
             sql,
             kv: MemoryKv::new(),
+            blob: MemoryBlob::new(),
             embedder: FakeEmbedder::new(),
             clock: ManualClock(AtomicI64::new(now_ms())),
             cfg,
@@ -245,6 +247,7 @@ impl Harness {
             kv: &self.kv,
             http: &self.embedder,
             clock: &self.clock,
+            blob: &self.blob,
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `HYPERDRIVE` (Hyperdrive): Postgres for [`sql::HyperdriveSql`], one
 //!   connection per request, opened by the first query.
 //! - `MEMSHADOW_KV` (KV namespace): [`kv::WorkersKv`], the embedding cache.
+//! - `MEMSHADOW_BACKUPS` (R2 bucket): [`blob::R2Blob`], the SDAP backups.
 //! - vars and secrets named like the core's configuration
 //!   (`MEMSHADOW_JWT_PUBLIC_KEYS` as a secret, the rest as `[vars]`), read
 //!   through [`Config::from_lookup`].
@@ -27,6 +28,7 @@
 //! secret put MEMSHADOW_JWT_PUBLIC_KEYS`. `edge-api/CLOUDFLARE.md` has the
 //! exact commands.
 
+mod blob;
 mod clock;
 mod http_client;
 mod kv;
@@ -40,6 +42,7 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::ports::Clock;
 
+use blob::R2Blob;
 use clock::JsClock;
 use http_client::WorkersFetch;
 use kv::WorkersKv;
@@ -52,6 +55,7 @@ struct Ports {
     kv: WorkersKv,
     http: WorkersFetch,
     clock: JsClock,
+    blob: R2Blob,
 }
 
 impl Ports {
@@ -61,6 +65,7 @@ impl Ports {
             kv: WorkersKv::new(env.clone()),
             http: WorkersFetch,
             clock: JsClock,
+            blob: R2Blob::new(env.clone()),
         }
     }
 
@@ -70,6 +75,7 @@ impl Ports {
             kv: &self.kv,
             http: &self.http,
             clock: &self.clock,
+            blob: &self.blob,
         }
     }
 }
