@@ -22,11 +22,13 @@ RUN="$MEMSHADOW_DATA/run-$MEMSHADOW_API_PORT"
 WASM="$CARGO_TARGET_DIR/wasm32-wasip1/release/embed_wasm.wasm"
 HOST_BIN="$CARGO_TARGET_DIR/release/wasm-host"
 DEV_KEYS="$MEMSHADOW_DATA/dev-keys"
+BACKUP_KEYS="$MEMSHADOW_DATA/backup-keys"
 
 build() {
   cargo build -q --release -p embed-wasm --target wasm32-wasip1
   cargo build -q --release -p wasm-host --bin wasm-host
   cargo build -q --release -p edge-api --features native --bin migrate --bin mint-token
+  cargo build -q --release -p sdap-cli --bin sdap
   scripts/build-worker.sh
 }
 
@@ -63,6 +65,14 @@ dev_keys() {
   fi
 }
 
+# The backup keys: an age identity (stays here; restores use it) whose
+# recipient the Worker encrypts to, and the manifest signing key.
+backup_keys() {
+  if [ ! -f "$BACKUP_KEYS/signing-key.txt" ]; then
+    "$CARGO_TARGET_DIR/release/sdap" keygen --dir "$BACKUP_KEYS" >/dev/null
+  fi
+}
+
 start_api() {
   local base="http://127.0.0.1:$MEMSHADOW_API_PORT"
   if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
@@ -80,6 +90,9 @@ start_api() {
     # Passkeys: relying party `localhost`, so the page must be opened as
     # http://localhost:<port> (browsers bind credentials to the RP id).
     echo "MEMSHADOW_WEBAUTHN_ORIGINS=http://localhost:$MEMSHADOW_API_PORT"
+    # SDAP backups to the local R2 bucket (under --persist-to).
+    echo "MEMSHADOW_BACKUP_RECIPIENTS=$(cat "$BACKUP_KEYS/recipient.txt")"
+    echo "MEMSHADOW_BACKUP_SIGNING_KEY=$(cat "$BACKUP_KEYS/signing-key.txt")"
   } >"$RUN/dev.vars"
   rm -f "$RUN/api.stop"
   : >"$RUN/api.log"
@@ -129,6 +142,7 @@ up() {
   scripts/pg.sh start
   start_pool
   dev_keys
+  backup_keys
   start_api
   start_scheduler
   cat <<EOF

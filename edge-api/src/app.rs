@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 pub use crate::config::{Config, ConfigError};
 use crate::errors::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
-use crate::ports::{Clock, HttpClient, Kv, Queue, Sql};
+use crate::ports::{Blob, Clock, HttpClient, Kv, Queue, Sql};
+use crate::services::backup;
 pub use crate::services::embed_queue::QueueOutcome;
 pub use crate::services::scheduled::JobReport;
 
@@ -29,6 +30,8 @@ pub struct Platform<'a> {
     pub clock: &'a dyn Clock,
     /// Where ingest hands pending rows for embedding.
     pub queue: &'a dyn Queue,
+    /// Backup objects (the SDAP export).
+    pub blob: &'a dyn Blob,
 }
 
 /// Per-request context handed to handlers and services.
@@ -137,8 +140,9 @@ fn finish(
 }
 
 /// The one entry point for scheduled work: embeds pending rows (with
-/// retries and backoff) and purges expired memories. `cron` is the trigger's
-/// schedule string, echoed in the report.
+/// retries and backoff) and purges expired memories; `0 3 * * *` runs the
+/// SDAP backup instead (services::backup), which other triggers resume.
+/// `cron` is the trigger's schedule string, echoed in the report.
 pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobReport {
     let now_ms = p.clock.now_millis();
     let ctx = Ctx {
@@ -147,7 +151,20 @@ pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobRep
         now_ms,
         request_id: format!("cron-{now_ms}"),
     };
-    let report = crate::services::scheduled::run(&ctx, cron).await;
+    // The daily trigger runs the backup alone; every other trigger runs the
+    // embedding/purge job and resumes a backup cut short by its limits.
+    let report = if cron.trim() == backup::BACKUP_CRON {
+        JobReport {
+            cron: cron.to_string(),
+            started_at: crate::services::memories::rfc3339(now_ms),
+            backup: Some(backup::run(&ctx, true).await),
+            ..Default::default()
+        }
+    } else {
+        let mut r = crate::services::scheduled::run(&ctx, cron).await;
+        r.backup = Some(backup::run(&ctx, false).await);
+        r
+    };
     log(&format!(
         "request_id={} scheduled {}",
         ctx.request_id,

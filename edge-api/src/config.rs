@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde::Deserialize;
 
+pub use crate::backup_config::BackupConfig;
 use crate::limits::Limits;
 
 pub const JWT_PUBLIC_KEYS: &str = "MEMSHADOW_JWT_PUBLIC_KEYS";
@@ -179,6 +180,8 @@ pub struct Config {
     pub embed_job_concurrency: usize,
     pub limits: Limits,
     pub auth: AuthConfig,
+    /// The scheduled SDAP backup; None when not configured.
+    pub backup: Option<BackupConfig>,
 }
 
 /// What is wrong with the configuration. `Display` names the variable, never
@@ -243,6 +246,7 @@ impl Config {
         let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
             auth,
+            backup: crate::backup_config::from_lookup(&get)?,
             jwt_keys,
             jwt_issuer: get(JWT_ISSUER).unwrap_or_else(|| "memshadow".into()),
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),

@@ -7,6 +7,7 @@
 //! [`app::Platform`] of ports and a [`config::Config`].
 
 pub mod app;
+pub mod backup_config;
 pub mod concurrent;
 pub mod config;
 pub mod console;

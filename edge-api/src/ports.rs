@@ -121,6 +121,15 @@ pub trait Queue {
     async fn send_ids(&self, ids: &[String]) -> Result<(), PortError>;
 }
 
+/// Object storage (backups): R2 on Workers, S3-compatible stores elsewhere,
+/// memory in tests. Objects are written whole; keys are `/`-separated paths.
+#[async_trait(?Send)]
+pub trait Blob {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PortError>;
+    /// `Ok(None)`: no such object.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError>;
+}
+
 /// Wall-clock time. A port so tests can move time (expiry, token lifetimes).
 pub trait Clock {
     /// Milliseconds since the Unix epoch.

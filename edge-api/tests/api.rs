@@ -967,6 +967,7 @@ async fn database_outage_is_a_503_without_details() {
         http: &h.embedder,
         clock: &h.clock,
         queue: &h.queue,
+        blob: &h.blob,
     };
     let u = random_uuid();
     let res = edge_api::app::handle(

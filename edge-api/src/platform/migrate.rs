@@ -29,6 +29,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../schema/migrations/0005_pending_by_user.sql"),
     ),
     (
+        "0006_backups",
+        include_str!("../../../schema/migrations/0006_backups.sql"),
+    ),
+    (
         "0007_embedding_pipeline",
         include_str!("../../../schema/migrations/0007_embedding_pipeline.sql"),
     ),

@@ -1,5 +1,5 @@
 //! Native adapters for tests and dev tools: Postgres over TCP, a minimal
-//! HTTP/1.1 client, an in-memory KV and the system clock.
+//! HTTP/1.1 client, an in-memory KV and blob store, and the system clock.
 //!
 //! The HTTP client speaks plain `http://` only: it reaches the local
 //! embedding pool and test fakes, nothing on the internet, so it needs no
@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::platform::postgres::{PgSql, map_error};
-use crate::ports::{Clock, HttpClient, HttpReply, Kv, PortError, Queue};
+use crate::ports::{Blob, Clock, HttpClient, HttpReply, Kv, PortError, Queue};
 
 /// Connects to `database_url` (a `postgres://` URL, no TLS: local only) and
 /// drives the connection on a tokio task.
@@ -316,5 +316,52 @@ mod tests {
         assert_eq!(String::from_utf8(r.body).unwrap(), "seen");
         let closed = TinyHttp.get("http://127.0.0.1:1/", 500).await.unwrap_err();
         assert_eq!(closed.kind, crate::ports::PortErrorKind::Unavailable);
+    }
+}
+
+/// A process-local object store (backups in tests).
+#[derive(Default)]
+pub struct MemoryBlob {
+    objects: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryBlob {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every object, by key (tests read backups back through it).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.objects.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Replaces or removes an object behind the API's back (tampering tests).
+    pub fn set(&self, key: &str, value: Option<Vec<u8>>) {
+        if let Ok(mut m) = self.objects.lock() {
+            match value {
+                Some(v) => m.insert(key.to_string(), v),
+                None => m.remove(key),
+            };
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Blob for MemoryBlob {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PortError> {
+        self.objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .insert(key.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .get(key)
+            .cloned())
     }
 }

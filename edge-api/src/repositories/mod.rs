@@ -1,6 +1,7 @@
 //! Data access: all SQL text lives here, once.
 
 pub mod access_stats;
+pub mod backups;
 pub mod challenges;
 pub mod credentials;
 pub mod embedding_jobs;

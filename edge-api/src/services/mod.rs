@@ -1,8 +1,9 @@
 //! Use cases, written against the ports: accounts, tokens, passkeys, risk,
-//! authentication, embedding, memories and the scheduled job.
+//! authentication, embedding, memories, the scheduled job and backups.
 
 pub mod accounts;
 pub mod auth;
+pub mod backup;
 pub mod embed_pipeline;
 pub mod embed_queue;
 pub mod embedding;

@@ -61,6 +61,9 @@ pub struct JobReport {
     /// Milliseconds the run took.
     pub elapsed_ms: i64,
     pub errors: Vec<String>,
+    /// The SDAP backup's part (services::backup), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::services::backup::BackupReport>,
 }
 
 pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {

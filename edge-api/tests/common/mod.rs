@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use edge_api::app::{self, Platform};
 use edge_api::config::{Config, JwtKey};
 use edge_api::http::{Request, Response};
-use edge_api::platform::native::{self, MemoryKv};
+use edge_api::platform::native::{self, MemoryBlob, MemoryKv};
 use edge_api::platform::postgres::PgSql;
 use edge_api::ports::{Clock, HttpClient, HttpReply, PortError, Queue};
 use jwt_compact::alg::Es256;
@@ -283,6 +283,7 @@ pub struct Harness {
     pub sql: PgSql,
     pub queue: RecordingQueue,
     pub kv: MemoryKv,
+    pub blob: MemoryBlob,
     pub embedder: FakeEmbedder,
     pub clock: ManualClock,
     pub cfg: Config,
@@ -328,6 +329,7 @@ impl Harness {
             sql,
             queue: RecordingQueue::default(),
             kv: MemoryKv::new(),
+            blob: MemoryBlob::new(),
             embedder: FakeEmbedder::new(),
             clock: ManualClock(AtomicI64::new(now_ms())),
             cfg,
@@ -342,6 +344,7 @@ impl Harness {
             http: &self.embedder,
             clock: &self.clock,
             queue: &self.queue,
+            blob: &self.blob,
         }
     }
 

@@ -11,6 +11,7 @@
 //!   ids of rows ingest stored as pending. The same Worker consumes that
 //!   queue ([`queue`] entry point, [`app::run_embed_queue`]) and its
 //!   dead-letter queue ([`app::run_embed_dead_letters`]).
+//! - `MEMSHADOW_BACKUPS` (R2 bucket): [`blob::R2Blob`], the SDAP backups.
 //! - vars and secrets named like the core's configuration
 //!   (`MEMSHADOW_JWT_PUBLIC_KEYS` as a secret, the rest as `[vars]`), read
 //!   through [`Config::from_lookup`].
@@ -31,6 +32,7 @@
 //! secret put MEMSHADOW_JWT_PUBLIC_KEYS`. `edge-api/CLOUDFLARE.md` has the
 //! exact commands.
 
+mod blob;
 mod clock;
 mod http_client;
 mod kv;
@@ -45,6 +47,7 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::ports::Clock;
 
+use blob::R2Blob;
 use clock::JsClock;
 use http_client::WorkersFetch;
 use kv::WorkersKv;
@@ -59,6 +62,7 @@ struct Ports {
     http: WorkersFetch,
     clock: JsClock,
     queue: WorkersQueue,
+    blob: R2Blob,
 }
 
 impl Ports {
@@ -69,6 +73,7 @@ impl Ports {
             http: WorkersFetch,
             clock: JsClock,
             queue: WorkersQueue::new(env.clone()),
+            blob: R2Blob::new(env.clone()),
         }
     }
 
@@ -79,6 +84,7 @@ impl Ports {
             http: &self.http,
             clock: &self.clock,
             queue: &self.queue,
+            blob: &self.blob,
         }
     }
 }
