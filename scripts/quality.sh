@@ -13,7 +13,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
+# Beside the checkout, where the evaluation data is shared; CI's clean clone
+# may live elsewhere, so the shared folder's usual place is tried second.
 DATA="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
+[ -d "$DATA/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || DATA=/work/shared/data
 [ -d "$DATA/scifact" ] && [ -d "$DATA/locomo" ] || {
   echo "quality: evaluation data not found in $DATA (set MEMSHADOW_EVAL_DATA)" >&2
   exit 1

@@ -42,3 +42,8 @@ echo "== browser"
 # The console in headless Chromium with a virtual passkey authenticator;
 # screenshots land in $MEMSHADOW_DATA/artifacts/browser/.
 node --test tests/browser/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
+
+echo "== retrieval quality smoke"
+# A few hundred SciFact documents and LoCoMo turns through the API, scored
+# beside BM25 and onnxruntime exact cosine (bench/quality/README.md).
+scripts/quality.sh --smoke 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"

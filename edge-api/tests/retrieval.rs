@@ -28,13 +28,12 @@ async fn batch(h: &Harness, u: Uuid, contents: &[String]) {
     }
 }
 
-/// One retrieve: the status and the hits.
-async fn ask(h: &Harness, u: Uuid, body: Value) -> (u16, Vec<Value>) {
-    let (s, r) = h
-        .call("POST", "/api/v1/memory/retrieve", Some(u), Some(body))
-        .await;
-    assert!(s != 200 || r["results"].is_array(), "{r}");
-    (s, r["results"].as_array().cloned().unwrap_or_default())
+/// One retrieve (`paging`: its query string, e.g. `limit=20&offset=40`):
+/// the status and the hits.
+async fn ask(h: &Harness, u: Uuid, body: Value, paging: &str) -> (u16, Vec<Value>) {
+    let r = h.retrieve(u, paging, body).await;
+    assert!(r.status != 200 || r.body.is_array(), "{}", r.body);
+    (r.status, r.body.as_array().cloned().unwrap_or_default())
 }
 
 fn ids(hits: &[Value]) -> Vec<String> {
@@ -47,13 +46,11 @@ fn ids(hits: &[Value]) -> Vec<String> {
 async fn page(
     h: &Harness,
     u: Uuid,
-    mut body: Value,
+    body: Value,
     limit: usize,
     offset: usize,
 ) -> (Vec<String>, Vec<(Value, Value)>) {
-    body["limit"] = json!(limit);
-    body["offset"] = json!(offset);
-    let (s, hits) = ask(h, u, body).await;
+    let (s, hits) = ask(h, u, body, &format!("limit={limit}&offset={offset}")).await;
     assert_eq!(s, 200);
     let ranks = hits
         .iter()
@@ -148,21 +145,19 @@ async fn text_branch_matches_any_meaningful_word_ranked_by_bm25() {
 
     // A question that shares one word with the memory finds it: the old
     // AND of every term ("ada", "like", "drink") matched nothing.
-    let (s, hits) = ask(&h, u, text("What does Ada like to drink?")).await;
+    let (s, hits) = ask(&h, u, text("What does Ada like to drink?"), "").await;
     assert_eq!(s, 200);
     assert_eq!(first(&hits).as_deref(), Some(contents[0].as_str()));
     assert_eq!(hits[0]["text_rank"], 1);
 
     // BM25: the memory holding the rare word beats eight that hold only
     // the common ones, though all match.
-    let mut body = text("rare common pattern");
-    body["limit"] = json!(20);
-    let (_, hits) = ask(&h, u, body).await;
+    let (_, hits) = ask(&h, u, text("rare common pattern"), "limit=20").await;
     assert_eq!(hits.len(), 9, "{hits:?}");
     assert_eq!(first(&hits).as_deref(), Some(contents[1].as_str()));
 
     // Stop words only: no meaningful word, no text match (and no error).
-    let (s, hits) = ask(&h, u, text("what is it that they were")).await;
+    let (s, hits) = ask(&h, u, text("what is it that they were"), "").await;
     assert_eq!((s, hits.len()), (200, 0));
 
     // tsquery syntax and quoting in the question are plain text.
@@ -172,10 +167,10 @@ async fn text_branch_matches_any_meaningful_word_ranked_by_bm25() {
         "'''",
         "\\",
     ] {
-        let (s, _) = ask(&h, u, text(q)).await;
+        let (s, _) = ask(&h, u, text(q), "").await;
         assert_eq!(s, 200, "{q}");
     }
-    let (_, hits) = ask(&h, u, text("O'Brien's \\ backslash")).await;
+    let (_, hits) = ask(&h, u, text("O'Brien's \\ backslash"), "").await;
     assert_eq!(first(&hits).as_deref(), Some(contents[2].as_str()));
     h.cleanup(u).await;
 }
