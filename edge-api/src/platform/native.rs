@@ -364,4 +364,23 @@ impl Blob for MemoryBlob {
             .get(key)
             .cloned())
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .remove(key);
+        Ok(())
+    }
 }
