@@ -115,6 +115,7 @@ async fn delete_backup(ctx: &Ctx<'_>, id: &str) -> Result<usize, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

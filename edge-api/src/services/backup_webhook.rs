@@ -93,6 +93,7 @@ pub async fn notify(ctx: &Ctx<'_>, url: Option<&str>, report: &BackupReport) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
