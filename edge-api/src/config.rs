@@ -182,6 +182,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The scheduled SDAP backup; None when not configured.
     pub backup: Option<BackupConfig>,
+    /// Users who may call the operator endpoints (`MEMSHADOW_ADMIN_USER_IDS`).
+    pub admin_user_ids: Vec<uuid::Uuid>,
 }
 
 /// What is wrong with the configuration. `Display` names the variable, never
@@ -247,6 +249,7 @@ impl Config {
         Ok(Config {
             auth,
             backup: crate::backup_config::from_lookup(&get)?,
+            admin_user_ids: crate::admin_config::from_lookup(&get)?,
             jwt_keys,
             jwt_issuer: get(JWT_ISSUER).unwrap_or_else(|| "memshadow".into()),
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),

@@ -128,6 +128,10 @@ pub trait Blob {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PortError>;
     /// `Ok(None)`: no such object.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError>;
+    /// The keys of every object whose key starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError>;
+    /// Removes an object; removing one that does not exist succeeds.
+    async fn delete(&self, key: &str) -> Result<(), PortError>;
 }
 
 /// Wall-clock time. A port so tests can move time (expiry, token lifetimes).

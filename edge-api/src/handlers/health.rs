@@ -8,7 +8,7 @@ use crate::app::Ctx;
 use crate::errors::{ApiError, ErrorCode};
 use crate::http::Response;
 use crate::json::response;
-use crate::repositories::backups::Backups;
+use crate::repositories::backups::{Backups, Outcome};
 use crate::repositories::memories::Memories;
 use crate::services::embedding::Embedder;
 
@@ -74,14 +74,10 @@ async fn backup_outcomes(ctx: &Ctx<'_>) -> serde_json::Value {
     match (Backups { sql: ctx.p.sql }).outcomes().await {
         Ok(outcomes) => {
             let pick = |status: &str| {
-                outcomes.iter().find(|o| o.status == status).map(|o| {
-                    json!({
-                        "backup_id": o.backup_id,
-                        "finished_at": o.finished_at,
-                        "duration_ms": o.duration_ms,
-                        "error": o.error,
-                    })
-                })
+                outcomes
+                    .iter()
+                    .find(|o| o.status == status)
+                    .map(outcome_json)
             };
             json!({"last_success": pick("done"), "last_failure": pick("failed")})
         }
@@ -90,4 +86,14 @@ async fn backup_outcomes(ctx: &Ctx<'_>) -> serde_json::Value {
             serde_json::Value::Null
         }
     }
+}
+
+/// A finished run's outcome (`BackupOutcome` in the OpenAPI document).
+pub fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "backup_id": o.backup_id,
+        "finished_at": o.finished_at,
+        "duration_ms": o.duration_ms,
+        "error": o.error,
+    })
 }

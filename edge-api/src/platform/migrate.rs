@@ -36,6 +36,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_embedding_pipeline",
         include_str!("../../../schema/migrations/0007_embedding_pipeline.sql"),
     ),
+    (
+        "0008_backup_retention",
+        include_str!("../../../schema/migrations/0008_backup_retention.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

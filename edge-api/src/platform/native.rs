@@ -317,6 +317,25 @@ mod tests {
         let closed = TinyHttp.get("http://127.0.0.1:1/", 500).await.unwrap_err();
         assert_eq!(closed.kind, crate::ports::PortErrorKind::Unavailable);
     }
+
+    #[tokio::test]
+    async fn memory_blob_lists_by_prefix_and_deletes() {
+        let b = MemoryBlob::new();
+        for k in ["backups/a/2", "backups/a/1", "backups/ab/1", "backups/b/1"] {
+            b.put(k, k.as_bytes()).await.unwrap();
+        }
+        assert_eq!(
+            b.list("backups/a/").await.unwrap(),
+            vec!["backups/a/1", "backups/a/2"]
+        );
+        b.delete("backups/a/1").await.unwrap();
+        b.delete("backups/a/missing").await.unwrap();
+        assert_eq!(
+            b.list("backups/a").await.unwrap(),
+            vec!["backups/a/2", "backups/ab/1"]
+        );
+        assert_eq!(b.get("backups/a/1").await.unwrap(), None);
+    }
 }
 
 /// A process-local object store (backups in tests).
@@ -363,5 +382,24 @@ impl Blob for MemoryBlob {
             .map_err(|_| PortError::failed("blob lock poisoned"))?
             .get(key)
             .cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .remove(key);
+        Ok(())
     }
 }

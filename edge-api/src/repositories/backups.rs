@@ -1,9 +1,9 @@
-//! Backup runs (progress, lease and outcome, in `backup_runs`) and the
-//! export's paged reads of the backed-up tables. The column lists come from
+//! Backup runs (progress, lease, outcome and retention, in `backup_runs`)
+//! and the export's paged reads of the backed-up tables. The column lists come from
 //! `sdap::tables`, shared with the restore tool's check.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::ports::{PortError, Sql, SqlParam, SqlScope};
+use crate::ports::{PortError, Sql, SqlParam, SqlRow, SqlScope};
 use crate::repositories::rows::{col, opt_col};
 
 const TS: &str = "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'";
@@ -47,6 +47,39 @@ fn outcomes_sql() -> String {
     )
 }
 
+/// A run as operators and the webhook see it; counts come from the chunks
+/// written so far (the whole backup once it is `done`).
+fn summary_sql(filter: &str) -> String {
+    format!(
+        "SELECT backup_id, status, to_char(started_at AT TIME ZONE 'UTC', {TS}), \
+                to_char(finished_at AT TIME ZONE 'UTC', {TS}), duration_ms::text, \
+                jsonb_array_length(chunks)::text, \
+                (SELECT coalesce(sum((c->>'rows')::bigint), 0) FROM jsonb_array_elements(chunks) c)::text, \
+                error, to_char(deleted_at AT TIME ZONE 'UTC', {TS}) \
+         FROM backup_runs {filter}"
+    )
+}
+
+/// The newest runs first. `$1`: how many.
+fn recent_sql() -> String {
+    summary_sql("ORDER BY started_at DESC, backup_id DESC LIMIT $1::text::int")
+}
+
+fn one_sql() -> String {
+    summary_sql("WHERE backup_id = $1")
+}
+
+/// Finished runs whose objects still exist, newest first: what retention
+/// chooses from.
+const RETAINED: &str = "SELECT backup_id, status FROM backup_runs \
+     WHERE deleted_at IS NULL AND status IN ('done', 'failed') \
+     ORDER BY started_at DESC, backup_id DESC";
+
+/// Records that retention deleted a finished run's objects (`$3`: how many).
+const MARK_DELETED: &str = "UPDATE backup_runs SET deleted_at = $2::timestamptz, \
+     deleted_objects = $3::text::int, updated_at = $2::timestamptz \
+     WHERE backup_id = $1 AND deleted_at IS NULL AND status IN ('done', 'failed')";
+
 /// Where an unfinished run stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunState {
@@ -68,6 +101,54 @@ pub struct Outcome {
     pub finished_at: String,
     pub duration_ms: i64,
     pub error: Option<String>,
+}
+
+/// One run, for the admin endpoint and the webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub backup_id: String,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub chunks: u64,
+    pub rows: u64,
+    /// Public-safe reason of a failure.
+    pub error: Option<String>,
+    /// When retention deleted its objects.
+    pub deleted_at: Option<String>,
+}
+
+/// A finished run whose objects still exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retained {
+    pub backup_id: String,
+    /// True for `done` (verified), false for `failed`.
+    pub done: bool,
+}
+
+fn number<T: std::str::FromStr>(r: &SqlRow, i: usize) -> Result<T, PortError> {
+    col(r, i)?
+        .parse()
+        .map_err(|_| PortError::failed(format!("column {i} is not a number")))
+}
+
+fn summary(r: &SqlRow) -> Result<RunSummary, PortError> {
+    Ok(RunSummary {
+        backup_id: col(r, 0)?.to_string(),
+        status: col(r, 1)?.to_string(),
+        started_at: col(r, 2)?.to_string(),
+        finished_at: opt_col(r, 3)?.map(str::to_string),
+        duration_ms: match opt_col(r, 4)? {
+            Some(_) => Some(number(r, 4)?),
+            None => None,
+        },
+        chunks: number(r, 5)?,
+        rows: number(r, 6)?,
+        error: opt_col(r, 7)?.map(str::to_string),
+        deleted_at: opt_col(r, 8)?.map(str::to_string),
+    })
 }
 
 pub struct Backups<'a> {
@@ -164,6 +245,36 @@ impl Backups<'_> {
             .collect()
     }
 
+    /// The newest `limit` runs, whatever their status.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<RunSummary>, PortError> {
+        let rows = self.q(&recent_sql(), &[p(limit.to_string())]).await?;
+        rows.iter().map(summary).collect()
+    }
+
+    pub async fn summary(&self, id: &str) -> Result<Option<RunSummary>, PortError> {
+        let rows = self.q(&one_sql(), &[p(id)]).await?;
+        rows.first().map(summary).transpose()
+    }
+
+    /// Finished runs whose objects still exist, newest first.
+    pub async fn retained(&self) -> Result<Vec<Retained>, PortError> {
+        let rows = self.q(RETAINED, &[]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Retained {
+                    backup_id: col(r, 0)?.to_string(),
+                    done: col(r, 1)? == "done",
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_deleted(&self, id: &str, now: &str, objects: usize) -> Result<(), PortError> {
+        self.q(MARK_DELETED, &[p(id), p(now), p(objects.to_string())])
+            .await
+            .map(|_| ())
+    }
+
     /// One page of `table` after `cursor`, as of the run's start: users that
     /// existed then, the credentials and sessions of exactly those users (so
     /// a restore never meets a dangling foreign key), unexpired sessions,
@@ -209,6 +320,10 @@ mod tests {
         uses_every_parameter("SAVE", SAVE, 5);
         uses_every_parameter("RELEASE", RELEASE, 2);
         uses_every_parameter("FINISH", FINISH, 4);
+        uses_every_parameter("RECENT", &recent_sql(), 1);
+        uses_every_parameter("ONE", &one_sql(), 1);
+        uses_every_parameter("RETAINED", RETAINED, 0);
+        uses_every_parameter("MARK_DELETED", MARK_DELETED, 3);
         for t in sdap::tables::TABLES {
             uses_every_parameter(t.name, &t.page_sql(Some("$3::timestamptz IS NOT NULL")), 3);
         }

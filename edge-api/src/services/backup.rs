@@ -14,6 +14,7 @@ use crate::app::Ctx;
 use crate::config::BackupConfig;
 use crate::repositories::backups::{Backups, RunState};
 use crate::services::memories::rfc3339;
+use crate::services::{backup_retention, backup_webhook};
 use sdap::age::Recipient;
 use sdap::backup as layout;
 use sdap::chunk;
@@ -35,6 +36,8 @@ pub struct BackupReport {
     pub chunks_written: usize,
     pub rows_written: u64,
     pub error: Option<String>,
+    /// Older backups that retention deleted after this one verified.
+    pub deleted: Vec<String>,
 }
 
 /// The platform CSPRNG as a `rand_core` generator for the age encryption.
@@ -83,7 +86,9 @@ fn fail(public: &str, detail: impl core::fmt::Display) -> Failure {
 }
 
 /// Runs the backup job. `start_new`: the daily trigger, which starts a
-/// backup when none is unfinished; other triggers only resume one.
+/// backup when none is unfinished; other triggers only resume one. A run
+/// that completes is followed by retention; a run that finishes either way
+/// is reported to the webhook.
 pub async fn run(ctx: &Ctx<'_>, start_new: bool) -> BackupReport {
     let Some(cfg) = ctx.cfg.backup.as_ref() else {
         return BackupReport {
@@ -91,6 +96,18 @@ pub async fn run(ctx: &Ctx<'_>, start_new: bool) -> BackupReport {
             ..Default::default()
         };
     };
+    let mut report = run_export(ctx, cfg, start_new).await;
+    if report.status == "done" {
+        report.deleted = backup_retention::apply(ctx, cfg).await;
+    }
+    if report.status == "done" || report.status == "failed" {
+        backup_webhook::notify(ctx, cfg.webhook_url.as_deref(), &report).await;
+    }
+    report
+}
+
+/// Claims or starts a run and exports from where it stands.
+async fn run_export(ctx: &Ctx<'_>, cfg: &BackupConfig, start_new: bool) -> BackupReport {
     let now = rfc3339(ctx.now_ms);
     let repo = Backups { sql: ctx.p.sql };
     let mut report = BackupReport::default();

@@ -1,6 +1,7 @@
 //! Shared harness for the native integration tests: the real Postgres (app
 //! role, so row-level security applies), an in-memory KV, a deterministic
-//! in-process embedder, a movable clock, and tokens signed by a test key.
+//! in-process embedder (which also records webhook calls), a movable clock,
+//! and tokens signed by a test key.
 //!
 //! The database is required: an unreachable `DATABASE_URL` fails the test
 //! with a pointer at `scripts/pg.sh start`, it never skips.
@@ -159,7 +160,14 @@ pub struct FakeEmbedder {
     pub texts: Cell<usize>,
     /// (texts, timeout_ms) of every call, in order.
     pub budgets: std::cell::RefCell<Vec<(usize, u64)>>,
+    /// (URL, JSON body) of every POST to a [`WEBHOOK_BASE`] URL, in order.
+    pub webhooks: std::cell::RefCell<Vec<(String, Value)>>,
+    /// How webhooks answer: an HTTP status, or None for unreachable.
+    pub webhook_status: Cell<Option<u16>>,
 }
+
+/// URLs under this base reach the fake's webhook receiver, not the pool.
+pub const WEBHOOK_BASE: &str = "http://webhook.test/";
 
 impl FakeEmbedder {
     pub fn new() -> Self {
@@ -168,6 +176,8 @@ impl FakeEmbedder {
             calls: Cell::new(0),
             texts: Cell::new(0),
             budgets: std::cell::RefCell::new(Vec::new()),
+            webhooks: std::cell::RefCell::new(Vec::new()),
+            webhook_status: Cell::new(Some(204)),
         }
     }
 }
@@ -199,6 +209,17 @@ impl HttpClient for FakeEmbedder {
         body: Vec<u8>,
         timeout_ms: u64,
     ) -> Result<HttpReply, PortError> {
+        if url.starts_with(WEBHOOK_BASE) {
+            let v: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
+            self.webhooks.borrow_mut().push((url.to_string(), v));
+            return match self.webhook_status.get() {
+                Some(status) => Ok(HttpReply {
+                    status,
+                    body: Vec::new(),
+                }),
+                None => Err(PortError::unavailable("fake webhook is down")),
+            };
+        }
         self.calls.set(self.calls.get() + 1);
         assert!(url.ends_with("/v1/embeddings"), "unexpected URL {url}");
         let mode = self.mode.get();

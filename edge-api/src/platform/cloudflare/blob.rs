@@ -1,5 +1,6 @@
 //! `Blob` over the R2 bucket bound as `MEMSHADOW_BACKUPS` (miniflare's
-//! local R2 under `wrangler dev`, kept under `--persist-to`).
+//! local R2 under `wrangler dev`, kept under `--persist-to`): writes, reads
+//! back, lists and deletes (backup retention).
 
 use async_trait::async_trait;
 use worker::{Bucket, Data, Env};
@@ -55,5 +56,33 @@ impl Blob for R2Blob {
             .body()
             .ok_or_else(|| PortError::failed(format!("r2 get {key}: no body")))?;
         body.bytes().await.map(Some).map_err(|e| r2_error("get", e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        let bucket = self.bucket()?;
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        // R2 answers at most 1,000 keys a page; a truncated page has a cursor.
+        loop {
+            let mut req = bucket.list().prefix(prefix);
+            if let Some(c) = cursor.take() {
+                req = req.cursor(c);
+            }
+            let page = req.execute().await.map_err(|e| r2_error("list", e))?;
+            keys.extend(page.objects().iter().map(|o| o.key()));
+            match page.cursor() {
+                Some(c) if page.truncated() => cursor = Some(c),
+                _ => break,
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.bucket()?
+            .delete(key)
+            .await
+            .map_err(|e| r2_error("delete", e))
     }
 }
