@@ -32,7 +32,7 @@ scripts/stack.sh up
 echo "== tests"
 # Release mode: the tests share the release builds above (wasmtime, tract)
 # and real inference in a debug build would be needlessly slow.
-cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+cargo test --release --workspace --no-fail-fast --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
 
 echo "== node"
 # The local stack's guard against a reset Hyperdrive socket (scripts/node/socket-guard.cjs).
