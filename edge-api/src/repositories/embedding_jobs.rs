@@ -318,21 +318,7 @@ impl EmbeddingJobs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Highest `$n` in a statement.
-    fn max_param(sql: &str) -> usize {
-        let mut max = 0;
-        for (i, _) in sql.match_indices('$') {
-            let digits: String = sql[i + 1..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                max = max.max(n);
-            }
-        }
-        max
-    }
+    use crate::repositories::rows::uses_every_parameter;
 
     /// Each statement must use every parameter from $1 to its highest, so
     /// adapters that infer parameter types never meet an unused one.
@@ -351,14 +337,7 @@ mod tests {
             ("SET_SETTLED_MODEL", SET_SETTLED_MODEL, 2),
             ("PURGE_EXPIRED", PURGE_EXPIRED, 2),
         ] {
-            assert_eq!(max_param(sql), n, "{name}");
-            for k in 1..=n {
-                let p = format!("${k}");
-                let used = sql
-                    .match_indices(&p)
-                    .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
-                assert!(used, "{name} does not use {p}");
-            }
+            uses_every_parameter(name, sql, n);
         }
     }
 }

@@ -440,26 +440,9 @@ fn count(rows: &[SqlRow]) -> Result<u64, PortError> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
-
-    /// Highest `$n` in a statement.
-    fn max_param(sql: &str) -> usize {
-        let b = sql.as_bytes();
-        let mut max = 0;
-        for (i, &c) in b.iter().enumerate() {
-            if c == b'$' {
-                let digits: String = sql[i + 1..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                if let Ok(n) = digits.parse::<usize>() {
-                    max = max.max(n);
-                }
-            }
-        }
-        max
-    }
+    use crate::repositories::rows::uses_every_parameter;
 
     /// Each statement must use every parameter from $1 to its highest, so
     /// adapters that infer parameter types never meet an unused one.
@@ -475,19 +458,7 @@ pub(super) mod tests {
             ("LIST", LIST, 9),
             ("DELETE_EXPIRED_BY_HASHES", DELETE_EXPIRED_BY_HASHES, 3),
         ] {
-            assert_uses_parameters(name, sql, n);
-        }
-    }
-
-    /// `sql` uses exactly the parameters $1..$n, each at least once.
-    pub(in crate::repositories) fn assert_uses_parameters(name: &str, sql: &str, n: usize) {
-        assert_eq!(max_param(sql), n, "{name}");
-        for k in 1..=n {
-            let p = format!("${k}");
-            let used = sql
-                .match_indices(&p)
-                .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
-            assert!(used, "{name} does not use {p}");
+            uses_every_parameter(name, sql, n);
         }
     }
 }

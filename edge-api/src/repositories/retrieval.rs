@@ -234,11 +234,11 @@ pub fn rrf_score(ranks: &[Option<i64>]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repositories::memories::tests::assert_uses_parameters;
+    use crate::repositories::rows::uses_every_parameter;
 
     #[test]
     fn retrieve_uses_every_parameter() {
-        assert_uses_parameters("RETRIEVE", RETRIEVE, 16);
+        uses_every_parameter("RETRIEVE", RETRIEVE, 16);
     }
 
     #[test]
