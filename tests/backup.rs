@@ -160,7 +160,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
             "/api/v1/auth/register",
             &json!({"email": email, "username": username, "password": password}),
         )
-        .expect(201);
+        .expect(200);
     let token = login(&base, &username, &password);
     let me = Client::anonymous(&base).with_token(&token);
     let secret = format!("the lighthouse key is under the blue stone {tag}");
@@ -305,8 +305,8 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     let found = Client::anonymous(&worker.url())
         .with_token(&token)
         .post(
-            "/api/v1/memory/retrieve",
-            &json!({"query": "where is the lighthouse key?", "limit": 5}),
+            "/api/v1/memory/retrieve?limit=5",
+            &json!({"query": "where is the lighthouse key?"}),
         )
         .expect(200)
         .json();
