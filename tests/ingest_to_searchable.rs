@@ -20,16 +20,6 @@ fn bulk_size() -> usize {
         .unwrap_or(300)
 }
 
-fn status_of(client: &Client, id: &str) -> String {
-    client
-        .get(&format!("/api/v1/memory/{id}"))
-        .expect(200)
-        .json()["embedding_status"]
-        .as_str()
-        .expect("embedding_status")
-        .to_string()
-}
-
 #[test]
 fn a_memory_longer_than_the_pool_limit_becomes_ready() {
     let (client, _) = Client::new_user();
@@ -41,7 +31,7 @@ fn a_memory_longer_than_the_pool_limit_becomes_ready() {
     let stored = client.ingest(&content, json!({}));
     let id = stored["id"].as_str().expect("id").to_string();
     let ready = eventually(Duration::from_secs(120), || {
-        (status_of(&client, &id) == "ready").then_some(())
+        (client.embedding_status(&id) == "ready").then_some(())
     });
     assert!(
         ready.is_some(),

@@ -14,16 +14,6 @@ use memshadow_e2e::{Client, DevSigner, eventually, pool_url};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-fn status_of(client: &Client, id: &str) -> String {
-    client
-        .get(&format!("/api/v1/memory/{id}"))
-        .expect(200)
-        .json()["embedding_status"]
-        .as_str()
-        .expect("embedding_status")
-        .to_string()
-}
-
 fn run_scheduled(worker: &Worker) {
     let reply = Client::anonymous(&worker.url()).get("/__scheduled?cron=*/5+*+*+*+*");
     assert_eq!(reply.status, 200, "scheduled trigger: {}", reply.text);
@@ -91,7 +81,7 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
     // A scheduled run while the pool is still down keeps the rows pending.
     run_scheduled(&worker);
     for id in &ids {
-        assert_eq!(status_of(&client, id), "pending");
+        assert_eq!(client.embedding_status(id), "pending");
     }
 
     // An outage charges no attempt: many runs later the rows are still
@@ -100,7 +90,7 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
         run_scheduled(&worker);
     }
     for id in &ids {
-        assert_eq!(status_of(&client, id), "pending");
+        assert_eq!(client.embedding_status(id), "pending");
     }
 
     // The pool comes back; the stack's timer embeds both, untouched by us.
@@ -108,7 +98,7 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
     proxy.set_up(true);
     let recovered = eventually(Duration::from_secs(90), || {
         ids.iter()
-            .all(|id| status_of(&client, id) == "ready")
+            .all(|id| client.embedding_status(id) == "ready")
             .then_some(())
     });
     assert!(

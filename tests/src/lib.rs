@@ -200,6 +200,14 @@ impl Client {
         self.post("/api/v1/memory/ingest", &body).expect(200).json()
     }
 
+    /// One memory's `embedding_status` (`ready`, `pending`, `failed`).
+    pub fn embedding_status(&self, id: &str) -> String {
+        self.get(&format!("/api/v1/memory/{id}")).expect(200).json()["embedding_status"]
+            .as_str()
+            .expect("embedding_status")
+            .to_string()
+    }
+
     /// `POST /api/v1/memory/retrieve?{query}`; asserts 200 and returns the
     /// hits (a JSON array, best first) and the whole reply (headers).
     #[track_caller]
