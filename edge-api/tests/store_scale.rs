@@ -366,3 +366,59 @@ async fn app_role_sessions_carry_search_and_timeout_settings() {
         ]
     );
 }
+
+/// Roles are cluster-wide: runners migrating different databases at once
+/// (parallel test suites, two stacks on one server) update the same role
+/// rows. CI saw `XX000: tuple concurrently updated` from exactly this;
+/// every runner must succeed, repeatedly (re-runs apply no migration, so
+/// their role statements collide most often).
+#[test]
+fn migrating_several_databases_at_once_succeeds() {
+    const RUNNERS: usize = 4;
+    const ROUNDS: usize = 6;
+    let prefix = format!("migrate_race_{}", std::process::id());
+    let server = common::with_database(&admin_url(), "postgres");
+    // One statement per call: CREATE/DROP DATABASE refuse a transaction
+    // block, and several statements in one call form one.
+    let run = |statements: Vec<String>| {
+        let server = server.clone();
+        async move {
+            let c = native::connect_client(&server).await.expect("superuser");
+            for sql in statements {
+                c.batch_execute(&sql).await.expect("database DDL");
+            }
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for i in 0..RUNNERS {
+        rt.block_on(run(vec![
+            format!("DROP DATABASE IF EXISTS {prefix}_{i}"),
+            format!("CREATE DATABASE {prefix}_{i}"),
+        ]));
+    }
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (p, s, f) = (prefix.clone(), server.clone(), failures.clone());
+    on_threads(RUNNERS, move |i| {
+        let url = common::with_database(&s, &format!("{p}_{i}"));
+        let failures = f.clone();
+        async move {
+            let mut c = native::connect_client(&url).await.expect("connect");
+            for _ in 0..ROUNDS {
+                if let Err(e) = edge_api::platform::migrate::migrate(&mut c, "memshadow_app").await
+                {
+                    failures.lock().expect("lock").push(e);
+                }
+            }
+        }
+    });
+    for i in 0..RUNNERS {
+        rt.block_on(run(vec![format!(
+            "DROP DATABASE IF EXISTS {prefix}_{i} WITH (FORCE)"
+        )]));
+    }
+    let failures = failures.lock().expect("lock");
+    assert!(failures.is_empty(), "{failures:?}");
+}
