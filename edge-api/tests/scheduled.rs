@@ -269,9 +269,87 @@ async fn the_call_budget_fits_the_batch() {
     assert!(!budgets.is_empty());
     for (texts, timeout_ms) in budgets {
         assert!(texts <= h.cfg.embed_batch_size);
-        assert_eq!(timeout_ms, call_budget_ms(texts));
+        // Budgeted for every lane's texts: the lanes share the pool.
+        assert_eq!(
+            timeout_ms,
+            call_budget_ms(texts * h.cfg.embed_job_concurrency)
+        );
         assert!(timeout_ms >= 1_000 * texts as u64 + h.cfg.embed_timeout_ms);
     }
+    h.cleanup(u).await;
+}
+
+/// While one run holds the drain lease, another leaves the embedding to
+/// it; a lease whose holder died runs out and the next run drains.
+#[tokio::test]
+async fn a_run_leaves_the_drain_to_the_lease_holder_until_its_lease_runs_out() {
+    let _g = SERIAL.lock().await;
+    let h = Harness::new().await;
+    let u = random_uuid();
+    h.embedder.mode.set(EmbedMode::Down);
+    let (_, m) = h.ingest(u, json!({"content": "waits for the lease"})).await;
+    let id = m["id"].as_str().expect("id").to_string();
+    h.embedder.mode.set(EmbedMode::Up);
+
+    // A run that "died" holding the lease.
+    let jobs = EmbeddingJobs { sql: &h.sql };
+    let now = h.now_rfc3339(0);
+    assert!(
+        jobs.take_drain_lease("a-run-that-died", &now, 600)
+            .await
+            .expect("lease")
+    );
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(r.drain_skipped, "{r:?}");
+    assert_eq!(r.claimed, 0, "{r:?}");
+    assert_eq!(status(&h, u, &id).await.0, "pending");
+
+    h.advance(601_000);
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(!r.drain_skipped, "{r:?}");
+    assert_eq!(status(&h, u, &id).await.0, "ready");
+    // Returned at the end: the next run drains at once.
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(!r.drain_skipped, "{r:?}");
+    h.cleanup(u).await;
+}
+
+/// Two runs started together: exactly one drains, and every row is embedded
+/// once.
+#[tokio::test]
+async fn overlapping_runs_drain_once() {
+    let _g = SERIAL.lock().await;
+    let h = Harness::new().await;
+    let u = random_uuid();
+    h.embedder.mode.set(EmbedMode::Down);
+    let items: Vec<Value> = (0..50)
+        .map(|i| json!({"content": format!("overlap row {i}")}))
+        .collect();
+    h.call(
+        "POST",
+        "/api/v1/memory/batch",
+        Some(u),
+        Some(json!({"items": items})),
+    )
+    .await;
+    h.embedder.mode.set(EmbedMode::Up);
+    let p = h.platform();
+    let (a, b) = tokio::join!(
+        run_scheduled(&p, &h.cfg, "a"),
+        run_scheduled(&p, &h.cfg, "b")
+    );
+    assert!(a.drain_skipped != b.drain_skipped, "{a:?} {b:?}");
+    assert!(a.embedded + b.embedded >= 50, "{a:?} {b:?}");
+    let pending = h
+        .sql
+        .query(
+            &SqlScope::User(u.to_string()),
+            "SELECT count(*)::text FROM memories WHERE embedding_status <> 'ready'",
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(pending[0][0].as_deref(), Some("0"));
     h.cleanup(u).await;
 }
 
