@@ -562,7 +562,6 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
                 );
             }
         }
-        drop(repo);
         drop(sql);
         s.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
             .await
