@@ -39,6 +39,25 @@ async fn status(h: &Harness, u: uuid::Uuid, id: &str) -> (String, i64) {
     )
 }
 
+/// Stores `contents` as `u`'s memories (batches of 100) while the pool is
+/// down, so every row is pending and due; the pool is up again after.
+async fn store_pending(h: &Harness, u: uuid::Uuid, contents: impl Iterator<Item = String>) {
+    h.embedder.mode.set(EmbedMode::Down);
+    let items: Vec<Value> = contents.map(|c| json!({"content": c})).collect();
+    for chunk in items.chunks(100) {
+        let (s, r) = h
+            .call(
+                "POST",
+                "/api/v1/memory/batch",
+                Some(u),
+                Some(json!({"items": chunk})),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    h.embedder.mode.set(EmbedMode::Up);
+}
+
 #[tokio::test]
 async fn pending_rows_become_ready() {
     let _g = SERIAL.lock().await;
@@ -250,18 +269,7 @@ async fn the_call_budget_fits_the_batch() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    h.embedder.mode.set(EmbedMode::Down);
-    let items: Vec<Value> = (0..40)
-        .map(|i| json!({"content": format!("budget row {i}")}))
-        .collect();
-    h.call(
-        "POST",
-        "/api/v1/memory/batch",
-        Some(u),
-        Some(json!({"items": items})),
-    )
-    .await;
-    h.embedder.mode.set(EmbedMode::Up);
+    store_pending(&h, u, (0..40).map(|i| format!("budget row {i}"))).await;
     h.embedder.budgets.borrow_mut().clear();
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.embedded >= 40, "{r:?}");
@@ -321,18 +329,7 @@ async fn overlapping_runs_drain_once() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    h.embedder.mode.set(EmbedMode::Down);
-    let items: Vec<Value> = (0..50)
-        .map(|i| json!({"content": format!("overlap row {i}")}))
-        .collect();
-    h.call(
-        "POST",
-        "/api/v1/memory/batch",
-        Some(u),
-        Some(json!({"items": items})),
-    )
-    .await;
-    h.embedder.mode.set(EmbedMode::Up);
+    store_pending(&h, u, (0..50).map(|i| format!("overlap row {i}"))).await;
     let p = h.platform();
     let (a, b) = tokio::join!(
         run_scheduled(&p, &h.cfg, "a"),
@@ -359,22 +356,7 @@ async fn one_run_drains_far_more_than_a_fixed_number_of_batches() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    h.embedder.mode.set(EmbedMode::Down);
-    for chunk in 0..8 {
-        let items: Vec<Value> = (0..100)
-            .map(|i| json!({"content": format!("bulk memory {chunk}-{i}")}))
-            .collect();
-        let (s, _) = h
-            .call(
-                "POST",
-                "/api/v1/memory/batch",
-                Some(u),
-                Some(json!({"items": items})),
-            )
-            .await;
-        assert_eq!(s, 200);
-    }
-    h.embedder.mode.set(EmbedMode::Up);
+    store_pending(&h, u, (0..800).map(|i| format!("bulk memory {i}"))).await;
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.embedded >= 800, "{r:?}");
     let rows = h
