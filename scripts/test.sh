@@ -21,6 +21,9 @@ cargo clippy -q --workspace --all-targets --features edge-api/native -- -D warni
 cargo clippy -q -p edge-api --features cloudflare --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -q -p embed-wasm --target wasm32-wasip1 -- -D warnings
 
+echo "== benchmark harness: the scale generator (bench/scale)"
+"$MEMSHADOW_VENV/bin/python" -m unittest discover -s bench/scale -p 'test_*.py'
+
 echo "== build"
 scripts/stack.sh build
 
