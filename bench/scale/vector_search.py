@@ -28,7 +28,6 @@ query of the heavy user and one of a small user is saved per size.
 """
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -37,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -45,20 +43,10 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "quality"))
 from baselines import OnnxEmbedder, exact_cosine  # noqa: E402
-from datasets import load_locomo, load_scifact  # noqa: E402
+from data import SMALL_USERS, corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
 SECTION = "## Vector search at scale"
 K = 10
-HEAVY_SHARE = 0.9
-SMALL_USERS = 999
-# Norm of the noise added to a copy: cosine to the original ≈ 1/sqrt(1 + p²) ≈ 0.9.
-PERTURBATION = 0.484
-SEED = 20261130
-
-
-def log(msg):
-    print(f"[scale {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -80,94 +68,11 @@ def parse_args():
     return p.parse_args()
 
 
-def with_db(url, db):
-    return url[: url.rfind("/")] + "/" + db
-
-
-def pgvec(v):
-    return "[" + ",".join(f"{x:.7g}" for x in v) + "]"
-
-
-def corpus(args, embedder):
-    """The real texts and vectors the rows are made from, and the queries."""
-    sci = load_scifact(args.data)
-    convs = load_locomo(args.data)
-    texts = [d.content for d in sci.docs] + [d.content for c in convs for d in c.docs]
-    questions = [q.text for q in sci.questions] + [q.text for c in convs for q in c.questions]
-    log(f"corpus: {len(texts)} texts, {len(questions)} questions; embedding what the cache lacks")
-    vecs = embedder.embed(texts, log=log)
-    rng = np.random.default_rng(SEED)
-    picked = sorted(rng.choice(len(questions), size=min(args.queries, len(questions)), replace=False))
-    qtexts = [questions[i] for i in picked]
-    qvecs = embedder.embed(qtexts, log=log)
-    embedder.save()
-    return texts, vecs.astype(np.float32), qtexts, qvecs.astype(np.float32)
-
-
-def random_uuid(rng):
-    return str(uuid.UUID(bytes=rng.bytes(16), version=4))
-
-
-def generate(n, texts, vecs):
-    """Rows (id, user, content, vector) and the heavy user's row positions."""
-    rng = np.random.default_rng(SEED)
-    base = len(texts)
-    heavy = random_uuid(rng)
-    smalls = [random_uuid(rng) for _ in range(SMALL_USERS)]
-    out = np.empty((n, vecs.shape[1]), dtype=np.float32)
-    users, contents = [], []
-    n_heavy = int(n * HEAVY_SHARE)
-    for i in range(n):
-        src, copy = i % base, i // base
-        v = vecs[src]
-        if copy:
-            noise = rng.standard_normal(v.shape[0]).astype(np.float32)
-            v = v + noise * (PERTURBATION / np.linalg.norm(noise))
-            v = v / np.linalg.norm(v)
-        out[i] = v
-        contents.append(texts[src] if copy == 0 else f"{texts[src]} (copy {copy})")
-        users.append(heavy if i < n_heavy else smalls[i % SMALL_USERS])
-    ids = [random_uuid(rng) for _ in range(n)]
-    return ids, users, contents, out, heavy, n_heavy
-
-
-def psql_connect(url):
-    import psycopg
-
-    return psycopg.connect(url, autocommit=True)
-
-
 def create_database(args, db):
     with psql_connect(args.admin_url) as c:
         c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         c.execute(f"CREATE DATABASE {db}")
     subprocess.run([os.path.join(args.bin_dir, "migrate"), with_db(args.admin_url, db)], check=True)
-
-
-def load(url, model, ids, users, contents, vecs):
-    """COPY the rows with the HNSW index dropped, then rebuild it: seconds each."""
-    with psql_connect(url) as c:
-        indexdef = c.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_hnsw'"
-        ).fetchone()[0]
-        c.execute("DROP INDEX memories_embedding_hnsw")
-        started = time.monotonic()
-        with c.cursor() as cur:
-            with cur.copy(
-                "COPY memories (id, user_id, content, content_hash, embedding, embedding_model, embedding_status) FROM STDIN"
-            ) as cp:
-                for i in range(len(ids)):
-                    digest = hashlib.sha256(contents[i].encode()).hexdigest()
-                    cp.write_row((ids[i], users[i], contents[i], digest, pgvec(vecs[i]), model, "ready"))
-        copy_s = time.monotonic() - started
-        c.execute("ANALYZE memories")
-        started = time.monotonic()
-        # The index build is faster with the graph in memory; a deployment
-        # building its index after a bulk load would do the same.
-        c.execute("SET maintenance_work_mem = '2GB'")
-        c.execute(indexdef)
-        index_s = time.monotonic() - started
-    return {"copy_s": round(copy_s, 1), "index_s": round(index_s, 1), "indexdef": indexdef}
 
 
 def pct(xs, p):
@@ -341,7 +246,7 @@ def targets(sizes):
 def main():
     args = parse_args()
     embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
-    texts, vecs, qtexts, qvecs = corpus(args, embedder)
+    texts, vecs, qtexts, qvecs = corpus(args.data, args.queries, embedder)
     sizes = [one_size(args, int(n), texts, vecs, qtexts, qvecs, embedder.model_id) for n in args.sizes.split(",")]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {

@@ -1,0 +1,40 @@
+-- wrk script of the load benchmark: POSTs a retrieve per request, cycling
+-- through the questions in $BENCH_BODIES (one JSON string per line). Each
+-- request's question carries a tag unique to the run, thread and request,
+-- so no query-embedding cache can answer it: every request embeds.
+--
+-- $BENCH_PATH: the retrieve path; $BENCH_HEADER: one "name: value" header
+-- (the bearer token, or the peer's x-user); $BENCH_TAG: unique per run.
+-- done() prints one JSON line with the counts and latency percentiles (µs).
+
+local questions = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do
+  questions[#questions + 1] = line:sub(2, -2) -- drop the JSON string's quotes
+end
+local path = os.getenv("BENCH_PATH")
+local name, value = os.getenv("BENCH_HEADER"):match("^([^:]+):%s*(.*)$")
+local tag = os.getenv("BENCH_TAG") or "0"
+
+local next_thread = 0
+function setup(thread)
+  next_thread = next_thread + 1
+  thread:set("thread_id", next_thread)
+end
+
+local sent = 0
+function request()
+  sent = sent + 1
+  local q = questions[(sent * 7 + (thread_id or 0) * 131) % #questions + 1]
+  local body = string.format('{"query":"%s (asked %s-%d-%d)"}', q, tag, thread_id or 0, sent)
+  local headers = { ["content-type"] = "application/json", [name] = value }
+  return wrk.format("POST", path, headers, body)
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
+    '"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end

@@ -1,0 +1,263 @@
+"""Retrieve under load (issue 10): the real Worker under wrangler dev against
+the design documents' own stack (peer.py: FastAPI + asyncpg + pgvector +
+onnxruntime), the same memories in the same Postgres, driven by wrk at 1, 10
+and 50 concurrent clients. Prints throughput, p50/p95/p99 and errors per
+system and level, the ratios at 10 clients, and where one request's time
+goes (query embedding by the pool, the retrieve statement, the rest).
+
+Both systems get the same N memories of one heavy user (bench/scale's data:
+real SciFact/LoCoMo embeddings replicated with noise), loaded with COPY.
+Every request asks a different question text, so neither a query-embedding
+cache nor Postgres's plan of one query can answer twice.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scale"))
+sys.path.insert(0, os.path.join(HERE, "..", "quality"))
+from baselines import OnnxEmbedder  # noqa: E402
+from data import corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
+
+SECTION = "## Retrieve under load"
+PEER_DB = "memshadow_peer"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--memories", type=int, default=10000)
+    p.add_argument("--clients", default="1,10,50")
+    p.add_argument("--duration", type=int, default=20, help="seconds per level")
+    p.add_argument("--api-url", required=True)
+    p.add_argument("--pool-url", required=True)
+    p.add_argument("--peer-port", type=int, default=18799)
+    p.add_argument("--mint-token", required=True)
+    p.add_argument("--keys", required=True)
+    p.add_argument("--retrieve-bench", required=True, help="path of the retrieve-bench binary")
+    p.add_argument("--admin-url", required=True, help="superuser URL of the stack's database")
+    p.add_argument("--app-url", required=True, help="application role URL of the stack's database")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--cache", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--benchmarks")
+    p.add_argument("--command", default="")
+    return p.parse_args()
+
+
+def seed_stack(args, model, ids, users, contents, rows):
+    """The generated users' rows in the stack's database, replacing any an
+    earlier run left (the HNSW index is rebuilt, as bench/scale does)."""
+    with psql_connect(args.admin_url) as c:
+        c.execute("DELETE FROM memories WHERE user_id = ANY(%s::uuid[])", (sorted(set(users)),))
+    return load(args.admin_url, model, ids, users, contents, rows)
+
+
+def seed_peer(args, ids, users, contents, rows):
+    with psql_connect(args.admin_url) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PEER_DB,)).fetchone():
+            c.execute(f"CREATE DATABASE {PEER_DB}")
+    url = with_db(args.admin_url, PEER_DB)
+    with psql_connect(url) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        c.execute("DROP TABLE IF EXISTS peer_memories")
+    return url
+
+
+def fill_peer(url, ids, users, contents, rows):
+    """After peer.py created its table: the same rows."""
+    with psql_connect(url) as c:
+        with c.cursor() as cur, cur.copy("COPY peer_memories (id, user_id, content, embedding) FROM STDIN") as cp:
+            for i in range(len(ids)):
+                cp.write_row((ids[i], users[i], contents[i], pgvec(rows[i])))
+        c.execute("ANALYZE peer_memories")
+
+
+def start_peer(args, url):
+    env = dict(
+        os.environ, PEER_DATABASE_URL=url, PEER_MODEL_DIR=args.model_dir,
+        PEER_MANIFEST=os.path.abspath(args.manifest), PEER_THREADS=str(os.cpu_count() or 2),
+    )
+    log_file = open(os.path.join(tempfile.gettempdir(), "memshadow-peer.log"), "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "peer:app", "--app-dir", HERE, "--host", "127.0.0.1",
+         "--port", str(args.peer_port), "--log-level", "warning"],
+        env=env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    for _ in range(120):
+        try:
+            post(f"http://127.0.0.1:{args.peer_port}/retrieve", {"query": "ready?"}, {"x-user": "nobody"})
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"the peer exited; see {log_file.name}")
+            time.sleep(1)
+    raise SystemExit("the peer did not answer in 120 s")
+
+
+def post(url, body, headers):
+    req = urllib.request.Request(url, json.dumps(body).encode(), {"content-type": "application/json", **headers})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, r.read()
+
+
+def wrk(url, header, questions_file, clients, seconds, tag):
+    env = dict(os.environ, BENCH_BODIES=questions_file, BENCH_HEADER=header, BENCH_TAG=tag,
+               BENCH_PATH=url[url.index("/", 8):])
+    out = subprocess.run(
+        ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s",
+         "-s", os.path.join(HERE, "retrieve.lua"), url],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    r = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["status_errors"] + r["timeouts"]
+    return {
+        "clients": clients, "requests": r["requests"], "rps": round(r["requests"] / (r["duration_us"] / 1e6), 1),
+        "p50_ms": r["p50_us"] / 1000, "p95_ms": r["p95_us"] / 1000, "p99_ms": r["p99_us"] / 1000, "errors": errors,
+    }
+
+
+def breakdown(args, user, model, qtexts, qvecs, token):
+    """Sequential medians: one whole retrieve through the Worker, the pool
+    embedding one query, and the retrieve statement alone (hybrid, as the
+    application role). The rest is the runtime: workerd, auth, JSON."""
+    whole, embed = [], []
+    for i, q in enumerate(qtexts[:40]):
+        started = time.monotonic()
+        post(f"{args.api_url}/api/v1/memory/retrieve?limit=10", {"query": f"{q} (timed {i})"},
+             {"authorization": f"Bearer {token}"})
+        whole.append((time.monotonic() - started) * 1000)
+        started = time.monotonic()
+        post(f"{args.pool_url}/v1/embeddings", {"input": [f"{q} (pool {i})"], "model": model}, {})
+        embed.append((time.monotonic() - started) * 1000)
+    stdin = "".join(pgvec(v) + "\n" for v in qvecs[:40])
+    out = subprocess.run(
+        [args.retrieve_bench, "--user", user, "--model", model, "--limit", "10", "--query", qtexts[0]],
+        input=stdin, capture_output=True, text=True, check=True, env=dict(os.environ, DATABASE_URL=args.app_url),
+    ).stdout
+    sql = [json.loads(line)["ms"] for line in out.splitlines()[1:]]
+    med = lambda xs: round(float(np.median(xs)), 1)  # noqa: E731
+    return {"retrieve_ms": med(whole[1:]), "embed_ms": med(embed[1:]), "sql_ms": med(sql),
+            "rest_ms": round(med(whole[1:]) - med(embed[1:]) - med(sql), 1)}
+
+
+def write_benchmarks(path, r):
+    body = [
+        SECTION,
+        "",
+        f"`{r['command']}`, run {r['date']} on {r['machine']} (commit {r['commit']}), {r['memories']:,} memories "
+        f"({r['heavy_memories']:,} of them the one user asked; bench/scale's data, loaded with COPY) in the "
+        "stack's Postgres. Ours: `POST /api/v1/memory/retrieve?limit=10` through the Worker under wrangler dev "
+        "(JWT auth, query embedded by the wasm-host pool, hybrid retrieve statement). Peer: bench/load/peer.py, "
+        "the design documents' stack (FastAPI + asyncpg + pgvector, onnxruntime MiniLM in process, access "
+        "time updated in the request, no auth) on the same Postgres and cores. wrk, "
+        f"{r['duration']} s per level, every request a different question.",
+        "",
+        "| system | clients | req/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for system in ("ours", "peer"):
+        for x in r[system]:
+            body.append(f"| {system} | {x['clients']} | {x['rps']} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
+                        f"{x['p99_ms']:.0f} | {x['errors']} |")
+    b = r["breakdown"]
+    body += [
+        "",
+        f"One retrieve, sequential medians: {b['retrieve_ms']} ms through the Worker = query embedding by the "
+        f"pool {b['embed_ms']} ms + retrieve statement {b['sql_ms']} ms + the rest (workerd, auth, JSON, "
+        f"Hyperdrive's local proxy) {b['rest_ms']} ms.",
+        "",
+        "Targets (issue 10, at 10 clients): " + "; ".join(r["targets"]) + ".",
+        "",
+    ]
+    section = "\n".join(body)
+    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    start = text.find(SECTION + "\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n")
+
+
+def targets(ours, peer):
+    o = next((x for x in ours if x["clients"] == 10), ours[-1])
+    p = next((x for x in peer if x["clients"] == 10), peer[-1])
+    ratio = o["rps"] / p["rps"] if p["rps"] else float("inf")
+    errors = sum(x["errors"] for x in ours)
+    return [
+        f"throughput ≥ 2× the peer: {ratio:.2f}× ({'met' if ratio >= 2 else f'missed by {2 - ratio:.2f}×'})",
+        f"our p99 below the peer's p50: {o['p99_ms']:.0f} vs {p['p50_ms']:.0f} ms "
+        f"({'met' if o['p99_ms'] < p['p50_ms'] else 'missed'})",
+        f"zero errors: {errors} ({'met' if errors == 0 else 'missed'})",
+    ]
+
+
+def main():
+    args = parse_args()
+    embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
+    texts, vecs, qtexts, qvecs = corpus(args.data, 400, embedder)
+    model = embedder.model_id
+    ids, users, contents, rows, heavy, n_heavy = generate(args.memories, texts, vecs)
+    log(f"seeding {args.memories} memories into the stack's database and the peer's")
+    seed_stack(args, model, ids, users, contents, rows)
+    peer_url = seed_peer(args, ids, users, contents, rows)
+    peer = start_peer(args, peer_url)
+    try:
+        fill_peer(peer_url, ids, users, contents, rows)
+        token = subprocess.run(
+            [args.mint_token, "token", "--keys", args.keys, "--sub", heavy, "--ttl", "86400"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        questions = os.path.join(tempfile.gettempdir(), "memshadow-load-questions.txt")
+        with open(questions, "w") as f:
+            f.writelines(json.dumps(q[:300]) + "\n" for q in qtexts)
+        systems = {
+            "ours": (f"{args.api_url}/api/v1/memory/retrieve?limit=10", f"authorization: Bearer {token}"),
+            "peer": (f"http://127.0.0.1:{args.peer_port}/retrieve", f"x-user: {heavy}"),
+        }
+        results = {}
+        run_tag = str(int(time.time()))
+        for name, (url, header) in systems.items():
+            wrk(url, header, questions, 2, 5, f"{run_tag}w")  # warm-up, not counted
+            results[name] = []
+            for c in (int(x) for x in args.clients.split(",")):
+                r = wrk(url, header, questions, c, args.duration, f"{run_tag}{name}{c}")
+                log(f"{name} at {c} clients: {r}")
+                results[name].append(r)
+        b = breakdown(args, heavy, model, qtexts, qvecs, token)
+        log(f"breakdown: {b}")
+    finally:
+        peer.terminate()
+        peer.wait(timeout=30)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    result = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}", "commit": commit, "command": args.command,
+        "memories": args.memories, "heavy_memories": n_heavy, "duration": args.duration,
+        "ours": results["ours"], "peer": results["peer"], "breakdown": b,
+        "targets": targets(results["ours"], results["peer"]),
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    if args.benchmarks:
+        write_benchmarks(args.benchmarks, result)
+
+
+if __name__ == "__main__":
+    main()
