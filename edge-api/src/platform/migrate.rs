@@ -44,6 +44,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0008_backup_retention",
         include_str!("../../../schema/migrations/0008_backup_retention.sql"),
     ),
+    (
+        "0009_policies_the_planner_can_read",
+        include_str!("../../../schema/migrations/0009_policies_the_planner_can_read.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

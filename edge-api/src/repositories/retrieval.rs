@@ -12,10 +12,10 @@
 //! - Ranking is Okapi BM25 (Lucene's idf) over the user's live memories
 //!   that pass the filters, computed from `content_tsv`: ts_rank_cd and
 //!   ts_rank, which have no inverse document frequency, rank worse.
-//! - Paging is stable: each branch's depth is [`CANDIDATES`], whatever the
-//!   offset, and the fused order is total (score, best rank, vector rank,
-//!   id), so
-//!   pages are slices of one ranking: never a repeat or a gap.
+//! - Paging is stable: the fused order is total (score, best rank, vector
+//!   rank, id), and each branch ranks one of two depths (see
+//!   [`branch_depth`]) whose rankings agree on every page either serves,
+//!   so pages are slices of one ranking: never a repeat or a gap.
 
 use super::access_stats;
 use super::memories::{
@@ -34,11 +34,30 @@ use crate::ports::PortError;
 /// fell from 0.669 to 0.569.
 pub const RRF_K: u32 = 5;
 pub const FUSION_DEPTH: usize = 100;
-/// Rows each branch ranks: a constant, never derived from the requested
-/// page, so every page within the API's limits is a slice of the same
-/// fused list (max offset 1000 + max page 100). Rows past FUSION_DEPTH in
-/// both branches score 0 and follow in order of their best rank.
+/// Rows each branch ranks for a page past the first FUSION_DEPTH rows:
+/// enough for every page within the API's limits (max offset 1000 + max
+/// page 100). Rows past FUSION_DEPTH in both branches score 0 and follow
+/// in order of their best rank.
 pub const CANDIDATES: usize = 1100;
+
+/// Rows each branch ranks to serve rows `offset..offset + limit`:
+/// FUSION_DEPTH when the page lies within the first FUSION_DEPTH rows
+/// (nearly every request), CANDIDATES otherwise. Both depths rank those
+/// first rows alike: every row that scores is within FUSION_DEPTH of some
+/// branch, so both depths see it with the same ranks and score, and it
+/// precedes every row that scores 0. Exactly so where a branch ranks
+/// exactly; the approximate index's deeper scan may find a closer row the
+/// shallow one missed, as a repeated search may. The shallow depth is what
+/// makes a large user's search fast: measured with 27,000 of one user's
+/// memories, HNSW took 35 ms for 100 rows and 70-130 ms for 1,100
+/// (BENCHMARKS.md, "Vector search at scale").
+pub fn branch_depth(offset: usize, limit: usize) -> usize {
+    if offset.saturating_add(limit) <= FUSION_DEPTH {
+        FUSION_DEPTH
+    } else {
+        CANDIDATES
+    }
+}
 /// Okapi BM25 term-frequency saturation and length normalisation.
 pub const BM25_K1: f64 = 1.2;
 pub const BM25_B: f64 = 0.75;
@@ -67,7 +86,7 @@ pub(super) const RETRIEVE: &str = concat!(
            AND m.embedding_model = $8",
     not_expired!(),
     filters!(),
-    " ORDER BY d LIMIT $10::int) v), \
+    " ORDER BY d, m.id LIMIT $10::int) v), \
      terms AS ( \
        SELECT array_agg(l) AS lexemes, \
          string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS q \
@@ -143,7 +162,7 @@ fn params(
         q.vector.clone(),
         s(q.model),
         q.text.map(str::to_string),
-        s(CANDIDATES.to_string()),
+        s(branch_depth(offset, limit).to_string()),
         s(limit.to_string()),
         s(offset.to_string()),
         s(RRF_K.to_string()),
@@ -245,6 +264,20 @@ mod tests {
     fn depth_covers_every_page_the_api_allows() {
         let l = crate::limits::Limits::default();
         assert!(CANDIDATES >= l.max_offset + l.max_page);
+        for offset in [0, 1, 50, 99, 100, l.max_offset] {
+            for limit in [1, 10, l.max_page] {
+                assert!(branch_depth(offset, limit) >= offset + limit);
+            }
+        }
+    }
+
+    #[test]
+    fn pages_within_the_fusion_depth_rank_only_that_deep() {
+        assert_eq!(branch_depth(0, 10), FUSION_DEPTH);
+        assert_eq!(branch_depth(0, FUSION_DEPTH), FUSION_DEPTH);
+        assert_eq!(branch_depth(90, 10), FUSION_DEPTH);
+        assert_eq!(branch_depth(91, 10), CANDIDATES);
+        assert_eq!(branch_depth(usize::MAX, 10), CANDIDATES);
     }
 
     #[test]
