@@ -253,7 +253,7 @@ def main():
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.machine()}",
         "commit": commit,
-        "command": args.command,
+        "command": args.command.strip(),
         "base_vectors": len(texts),
         "queries": len(qvecs),
         "sizes": sizes,
