@@ -11,6 +11,8 @@ pub mod native;
 pub mod postgres;
 #[cfg(feature = "spin")]
 pub mod spin;
+#[cfg(test)]
+mod spin_manifest;
 #[cfg(any(feature = "spin", test))]
 pub mod sql_text;
 #[cfg(any(feature = "postgres", feature = "spin", test))]
