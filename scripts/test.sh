@@ -20,9 +20,12 @@ cargo fmt --all -- --check
 cargo clippy -q --workspace --all-targets --features edge-api/native -- -D warnings
 cargo clippy -q -p edge-api --features cloudflare --target wasm32-unknown-unknown -- -D warnings
 cargo clippy -q -p embed-wasm --target wasm32-wasip1 -- -D warnings
+cargo clippy -q -p edge-api --no-default-features --features spin --target wasm32-wasip2 -- -D warnings
 
 echo "== build"
 scripts/stack.sh build
+# The Spin component: wasm-host's import test reads it.
+scripts/build-spin.sh
 
 # Leave a Postgres that was already running (a dev stack) as it was.
 if scripts/pg.sh status; then export MEMSHADOW_KEEP_PG=1; fi
