@@ -12,7 +12,10 @@ use wasm_host::embeddings::Service;
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // tokio-postgres logs every server notice at info (`serve` rolls back
+            // idle connections on purpose, which draws a warning notice).
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
