@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Builds, starts and stops the local MEMSHADOW stack: Postgres + pgvector,
-# the embedding pool (wasm-host serving embed-wasm) and the API Worker under
-# wrangler dev (workerd). Used by start.sh, stop.sh and test.sh.
+# the embedding pool (wasm-host serving embed-wasm), the API Worker under
+# wrangler dev (workerd) and the API's Spin build under `wasm-host serve`,
+# both over the same Postgres and pool. Used by start.sh, stop.sh and test.sh.
 #
 #   scripts/stack.sh build   build the wasm guest, the pool and the Worker
 #   scripts/stack.sh up      start everything (after build) and wait until ready
 #   scripts/stack.sh down    stop everything this checkout started
 #
-# Ports come from env.sh (API 8787, pool 8790, Postgres 54329); set
-# MEMSHADOW_API_PORT / MEMSHADOW_POOL_PORT to run a second stack beside the
-# first (test.sh does). Logs and pid files go to $MEMSHADOW_DATA/run-<api port>.
+# Ports come from env.sh (API 8787, Spin build 8788, pool 8790, Postgres
+# 54329); set MEMSHADOW_API_PORT / MEMSHADOW_SPIN_PORT / MEMSHADOW_POOL_PORT
+# to run a second stack beside the first (test.sh does). Logs and pid files
+# go to $MEMSHADOW_DATA/run-<api port>.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -24,6 +26,7 @@ build() {
   cargo build -q --release -p wasm-host --bin wasm-host
   cargo build -q --release -p edge-api --features native --bin migrate --bin mint-token
   scripts/build-worker.sh
+  scripts/build-spin.sh
 }
 
 # Waits until $1 answers 200, or fails after $2 seconds showing the log $3.
@@ -86,15 +89,41 @@ start_api() {
   wait_http "$base/health" 120 "$RUN/api.log"
 }
 
+# The Spin build under `wasm-host serve`, configured like the Worker (the
+# same dotenv file; flags override it) plus what only Spin needs: the
+# Postgres URL and the hosts it may reach, and the scheduled route's secret
+# (written to $RUN/spin.secret for whoever wants to call the route).
+start_spin() {
+  local base="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
+  if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
+    echo "stack: Spin build already answers at $base"
+    return
+  fi
+  [ -f "$RUN/spin.secret" ] || od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$RUN/spin.secret"
+  "$HOST_BIN" serve --listen "127.0.0.1:$MEMSHADOW_SPIN_PORT" \
+    --component "$CARGO_TARGET_DIR/wasm32-wasip2/release/edge_api.wasm" \
+    --variables-file "$RUN/dev.vars" --data-dir "$RUN/spin" \
+    --variable "memshadow_database_url=$DATABASE_URL" \
+    --variable "memshadow_outbound_postgres=postgres://127.0.0.1:$MEMSHADOW_PG_PORT" \
+    --variable "memshadow_outbound_pool=http://127.0.0.1:$MEMSHADOW_POOL_PORT" \
+    --variable "memshadow_webauthn_origins=http://localhost:$MEMSHADOW_SPIN_PORT" \
+    --variable "memshadow_scheduled_secret=$(cat "$RUN/spin.secret")" \
+    >"$RUN/spin.log" 2>&1 &
+  echo $! >"$RUN/spin.pid"
+  wait_http "$base/health" 180 "$RUN/spin.log"
+}
+
 up() {
   mkdir -p "$RUN"
   scripts/pg.sh start
   start_pool
   dev_keys
   start_api
+  start_spin
   cat <<EOF
 MEMSHADOW is up:
   API (wrangler dev)   http://127.0.0.1:$MEMSHADOW_API_PORT   (OpenAPI at /openapi.json)
+  API (Spin build)     http://127.0.0.1:$MEMSHADOW_SPIN_PORT   (wasm-host serve)
   embedding pool       $MEMSHADOW_POOL_URL   (/v1/embeddings, /health, /metrics)
   Postgres + pgvector  127.0.0.1:$MEMSHADOW_PG_PORT   (database memshadow)
   logs                 $RUN/
@@ -119,6 +148,7 @@ stop_pid() {
 
 down() {
   stop_pid "$RUN/api.pid"
+  stop_pid "$RUN/spin.pid"
   stop_pid "$RUN/pool.pid"
   if [ "${MEMSHADOW_KEEP_PG:-0}" != 1 ]; then scripts/pg.sh stop; fi
 }
