@@ -36,7 +36,16 @@ scripts/stack.sh up
 echo "== tests"
 # Release mode: the tests share the release builds above (wasmtime, tract)
 # and real inference in a debug build would be needlessly slow.
+echo "== end-to-end runtime: Cloudflare Worker (wrangler dev) at $MEMSHADOW_API_URL"
 cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+
+# The same end-to-end suites against the Spin build: MEMSHADOW_API_URL is the
+# one switch. pool_outage.rs stays Worker-only (it starts a second Worker
+# and drives wrangler's /__scheduled).
+SPIN_URL="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
+echo "== end-to-end runtime: Spin build (wasm-host serve) at $SPIN_URL"
+MEMSHADOW_API_URL="$SPIN_URL" cargo test --release -p memshadow-e2e \
+  --test memory_api --test isolation --test contract 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
 
 echo "== browser"
 # The console in headless Chromium with a virtual passkey authenticator;

@@ -174,6 +174,14 @@ impl Server {
     /// Runs one request in a fresh instance. Errors are host-side failures
     /// of this request only (a trap, the deadline, the memory limit).
     pub async fn call(&self, req: http::Request<Full<Bytes>>) -> Result<http::Response<Bytes>> {
+        Ok(self.call_timed(req).await?.0)
+    }
+
+    /// [`Self::call`], also returning how long instantiation took (µs).
+    pub async fn call_timed(
+        &self,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<(http::Response<Bytes>, u64)> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.opts.max_memory_mib * 1024 * 1024)
             .trap_on_grow_failure(true)
@@ -205,8 +213,7 @@ impl Server {
                 Ok((parts, body))
             })
             .await??;
-        tracing::debug!(instantiate_us, "request served");
-        Ok(http::Response::from_parts(parts, body))
+        Ok((http::Response::from_parts(parts, body), instantiate_us))
     }
 
     async fn scheduled_loop(self: Arc<Self>) {
@@ -272,8 +279,10 @@ async fn handle(
     };
     let method = parts.method.clone();
     let req = http::Request::from_parts(parts, Full::new(body));
-    let response = match server.call(req).await {
-        Ok(res) => {
+    let mut instantiate_us = 0;
+    let response = match server.call_timed(req).await {
+        Ok((res, us)) => {
+            instantiate_us = us;
             let (parts, body) = res.into_parts();
             axum::response::Response::from_parts(parts, axum::body::Body::from(body))
         }
@@ -293,6 +302,7 @@ async fn handle(
         path = %path,
         status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
+        instantiate_us,
         "spin request"
     );
     response
