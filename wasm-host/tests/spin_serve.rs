@@ -2,7 +2,8 @@
 //! Postgres: health, the secret-guarded scheduled route (which goes through
 //! spin:postgres and the adapter's transaction), an unreachable database
 //! answering 503 through /ready, and a configuration without its JWKS
-//! answering 503 `misconfigured`.
+//! answering 503 `misconfigured`, and a request that outgrows the memory
+//! limit failing alone (the next request gets a fresh instance).
 //!
 //! Needs the component (`scripts/build-spin.sh`) and a migrated Postgres at
 //! `DATABASE_URL` (`scripts/pg.sh start`; `scripts/env.sh` sets the URL);
@@ -113,14 +114,24 @@ mod tempdir {
     }
 }
 
-async fn call(server: &Server, method: &str, path: &str, bearer: Option<&str>) -> (u16, Value) {
+fn request(
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Bytes,
+) -> http::Request<Full<Bytes>> {
     let mut req = http::Request::builder()
         .method(method)
-        .uri(format!("http://localhost{path}"));
+        .uri(format!("http://localhost{path}"))
+        .header("content-type", "application/json");
     if let Some(b) = bearer {
         req = req.header("authorization", format!("Bearer {b}"));
     }
-    let req = req.body(Full::new(Bytes::new())).expect("request");
+    req.body(Full::new(body)).expect("request")
+}
+
+async fn call(server: &Server, method: &str, path: &str, bearer: Option<&str>) -> (u16, Value) {
+    let req = request(method, path, bearer, Bytes::new());
     let res = server.call(req).await.expect("the component answers");
     let status = res.status().as_u16();
     let body = serde_json::from_slice(res.body()).unwrap_or(Value::Null);
@@ -185,5 +196,32 @@ async fn an_unreachable_database_answers_503_and_a_missing_jwks_misconfigured() 
         (status, &body["error"]["code"]),
         (503, &Value::from("misconfigured")),
         "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_memory_limit_fails_alone() {
+    let data = tempdir::Dir::new("oom");
+    let mut opts = options(&database_url(), true, &data);
+    // Enough for the component and small requests; a 900 KB body needs more.
+    opts.max_memory_mib = 3;
+    let server = Server::new(opts).expect("server starts");
+    let (status, _) = call(&server, "GET", "/health", None).await;
+    assert_eq!(status, 200);
+
+    let big = Bytes::from(vec![b'a'; 900_000]);
+    let outcome = server
+        .call(request("POST", "/api/v1/memory/ingest", Some("x"), big))
+        .await;
+    let err = outcome.expect_err("growing past 3 MiB traps the instance");
+    assert!(
+        format!("{err:?}").contains("memory"),
+        "the trap names the memory limit: {err:?}"
+    );
+
+    let (status, body) = call(&server, "GET", "/health", None).await;
+    assert_eq!(
+        status, 200,
+        "the next request runs in a fresh instance: {body}"
     );
 }
