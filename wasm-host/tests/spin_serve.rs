@@ -81,6 +81,7 @@ fn options(database_url: &str, jwks: bool, data: &tempdir::Dir) -> ServeOptions 
         max_memory_mib: 256,
         timeout_ms: 30_000,
         max_body_bytes: 1 << 20,
+        cache_dir: None,
         scheduled_every_s: 0,
     }
 }

@@ -2,7 +2,7 @@
 //! `InstancePre`, a fresh store per request, and the scheduled-route timer.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,10 @@ pub struct ServeOptions {
     /// Request bodies above this are refused (413) before the guest runs.
     #[arg(long, env = "MEMSHADOW_SPIN_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Where the compiled component is cached [default:
+    /// ~/.cache/memshadow/wasm-cache].
+    #[arg(long, env = "MEMSHADOW_SPIN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Seconds between calls of the scheduled route (0: never). Needs the
     /// variable memshadow_scheduled_secret.
     #[arg(long, env = "MEMSHADOW_SPIN_SCHEDULED_EVERY_S", default_value_t = 60)]
@@ -83,6 +87,43 @@ pub fn link(engine: &Engine, component: &Component) -> Result<ServicePre<State>>
     wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     super::add_spin_to_linker(&mut linker)?;
     Ok(ServicePre::new(linker.instantiate_pre(component)?)?)
+}
+
+/// Compiles the component, or loads the compiled form from `cache_dir`
+/// (keyed by sha256 of the component, the wasmtime version and the engine's
+/// compatibility hash), so a restart costs milliseconds instead of seconds.
+pub fn load_component(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<Component> {
+    use sha2::{Digest, Sha256};
+    use std::hash::{Hash, Hasher};
+    let wasm =
+        std::fs::read(path).with_context(|| format!("reading the component {}", path.display()))?;
+    let mut compat = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let mut key = Sha256::new();
+    key.update(b"memshadow-spin-component-v1 wasmtime 48.0.8");
+    key.update(Sha256::digest(&wasm));
+    key.update(compat.finish().to_le_bytes());
+    let cached = cache_dir.join(format!("spin-{}.cwasm", &hex::encode(key.finalize())[..32]));
+    if cached.exists() {
+        // SAFETY: a file this host wrote into its own cache directory;
+        // wasmtime still checks its header and refuses an incompatible one.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!(error = %e, "ignoring unusable compiled component"),
+        }
+    }
+    let component = Component::new(engine, &wasm)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("compiling the component {}", path.display()))?;
+    let written = std::fs::create_dir_all(cache_dir).and_then(|()| {
+        let temp = cache_dir.join(format!(".spin-{}.tmp", std::process::id()));
+        std::fs::write(&temp, component.serialize().map_err(std::io::Error::other)?)?;
+        std::fs::rename(&temp, &cached)
+    });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "cannot cache the compiled component");
+    }
+    Ok(component)
 }
 
 pub struct Server {
@@ -132,9 +173,11 @@ impl Server {
 
         let engine = engine()?;
         let started = Instant::now();
-        let component = Component::from_file(&engine, &path)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("loading the component {}", path.display()))?;
+        let cache_dir = opts
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::config::default_cache_dir);
+        let component = load_component(&engine, &path, &cache_dir)?;
         let pre = link(&engine, &component)?;
         tracing::info!(
             component = %path.display(),
