@@ -326,7 +326,14 @@ async fn handle(
     let response = match server.call_timed(req).await {
         Ok((res, us)) => {
             instantiate_us = us;
-            let (parts, body) = res.into_parts();
+            let (mut parts, body) = res.into_parts();
+            // For benchmarks and operators: what the host spent before the
+            // guest ran (the standard Server-Timing header, milliseconds).
+            if let Ok(v) =
+                http::HeaderValue::from_str(&format!("instantiate;dur={:.3}", us as f64 / 1000.0))
+            {
+                parts.headers.append("server-timing", v);
+            }
             axum::response::Response::from_parts(parts, axum::body::Body::from(body))
         }
         Err(e) => {
