@@ -240,22 +240,26 @@ impl Server {
         let instantiate_us = started.elapsed().as_micros() as u64;
 
         let (req, _io) = wasmtime_wasi_http::p3::Request::from_http(store.data_mut().hooks(), req);
-        let (parts, body) = store
-            .run_concurrent(async move |accessor| -> Result<_> {
-                let res = match service.handle(accessor, req).await? {
-                    Ok(res) => res,
-                    Err(code) => bail!("the component answered error code {code:?}"),
-                };
-                let res = accessor.with(|store| res.into_http(store, async { Ok(()) }))?;
-                let (parts, body) = res.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|e| anyhow!("response body: {e:?}"))?
-                    .to_bytes();
-                Ok((parts, body))
-            })
-            .await??;
+        // The epoch deadline stops guest code; this bounds the whole
+        // exchange, host calls (a stalled Postgres, the pool) included.
+        let limit = Duration::from_millis(self.opts.timeout_ms);
+        let exchange = store.run_concurrent(async move |accessor| -> Result<_> {
+            let res = match service.handle(accessor, req).await? {
+                Ok(res) => res,
+                Err(code) => bail!("the component answered error code {code:?}"),
+            };
+            let res = accessor.with(|store| res.into_http(store, async { Ok(()) }))?;
+            let (parts, body) = res.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| anyhow!("response body: {e:?}"))?
+                .to_bytes();
+            Ok((parts, body))
+        });
+        let (parts, body) = tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| anyhow!("the request exceeded {} ms", self.opts.timeout_ms))???;
         Ok((http::Response::from_parts(parts, body), instantiate_us))
     }
 
