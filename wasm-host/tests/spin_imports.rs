@@ -102,8 +102,13 @@ fn the_component_imports_exactly_what_the_readme_names() {
 fn wasm_host_provides_every_import() {
     let bytes = component_bytes();
     let engine = wasm_host::spin::server::engine().expect("engine");
-    let component =
-        wasmtime::component::Component::new(&engine, &bytes).expect("the component compiles");
+    // Compiled once, then loaded from the wasm-cache like `serve` does.
+    let component = wasm_host::spin::server::load_component(
+        &engine,
+        &component_path(),
+        &wasm_host::config::default_cache_dir(),
+    )
+    .expect("the component compiles");
     // instantiate_pre resolves every import against the linker and names
     // the first one missing.
     wasm_host::spin::server::link(&engine, &component)
