@@ -8,6 +8,11 @@
 #   scripts/stack.sh up      start everything (after build) and wait until ready
 #   scripts/stack.sh down    stop everything this checkout started
 #
+# `up` also starts scripts/scheduler.sh, which fires the Worker's scheduled
+# entry point every MEMSHADOW_SCHEDULER_SECONDS (5), as Cron Triggers do
+# when deployed, so no memory stays pending while the pool is up; the Spin
+# build's `wasm-host serve` calls its own scheduled route on the same period.
+#
 # Ports come from env.sh (API 8787, Spin build 8788, pool 8790, Postgres
 # 54329); set MEMSHADOW_API_PORT / MEMSHADOW_SPIN_PORT / MEMSHADOW_POOL_PORT
 # to run a second stack beside the first (test.sh does). Logs and pid files
@@ -20,11 +25,13 @@ RUN="$MEMSHADOW_DATA/run-$MEMSHADOW_API_PORT"
 WASM="$CARGO_TARGET_DIR/wasm32-wasip1/release/embed_wasm.wasm"
 HOST_BIN="$CARGO_TARGET_DIR/release/wasm-host"
 DEV_KEYS="$MEMSHADOW_DATA/dev-keys"
+BACKUP_KEYS="$MEMSHADOW_DATA/backup-keys"
 
 build() {
   cargo build -q --release -p embed-wasm --target wasm32-wasip1
   cargo build -q --release -p wasm-host --bin wasm-host
   cargo build -q --release -p edge-api --features native --bin migrate --bin mint-token
+  cargo build -q --release -p sdap-cli --bin sdap
   scripts/build-worker.sh
   scripts/build-spin.sh
 }
@@ -62,6 +69,14 @@ dev_keys() {
   fi
 }
 
+# The backup keys: an age identity (stays here; restores use it) whose
+# recipient the Worker encrypts to, and the manifest signing key.
+backup_keys() {
+  if [ ! -f "$BACKUP_KEYS/signing-key.txt" ]; then
+    "$CARGO_TARGET_DIR/release/sdap" keygen --dir "$BACKUP_KEYS" >/dev/null
+  fi
+}
+
 start_api() {
   local base="http://127.0.0.1:$MEMSHADOW_API_PORT"
   if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
@@ -79,12 +94,13 @@ start_api() {
     # Passkeys: relying party `localhost`, so the page must be opened as
     # http://localhost:<port> (browsers bind credentials to the RP id).
     echo "MEMSHADOW_WEBAUTHN_ORIGINS=http://localhost:$MEMSHADOW_API_PORT"
+    # SDAP backups to the local R2 bucket (under --persist-to).
+    echo "MEMSHADOW_BACKUP_RECIPIENTS=$(cat "$BACKUP_KEYS/recipient.txt")"
+    echo "MEMSHADOW_BACKUP_SIGNING_KEY=$(cat "$BACKUP_KEYS/signing-key.txt")"
   } >"$RUN/dev.vars"
-  WRANGLER_SEND_METRICS=false node "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
-    --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
-    --inspector-port $((MEMSHADOW_API_PORT + 30000)) \
-    --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false \
-    >"$RUN/api.log" 2>&1 &
+  rm -f "$RUN/api.stop"
+  : >"$RUN/api.log"
+  supervise_api >>"$RUN/api.log" 2>&1 &
   echo $! >"$RUN/api.pid"
   wait_http "$base/health" 120 "$RUN/api.log"
 }
@@ -92,7 +108,13 @@ start_api() {
 # The Spin build under `wasm-host serve`, configured like the Worker (the
 # same dotenv file; flags override it) plus what only Spin needs: the
 # Postgres URL and the hosts it may reach, and the scheduled route's secret
-# (written to $RUN/spin.secret for whoever wants to call the route).
+# (written to $RUN/spin.secret for whoever wants to call the route). Its
+# timer calls that route as often as scheduler.sh fires the Worker's.
+#
+# Backups stay off here: both builds share one database, whose backup runs
+# (and their retention) must all live in one object store, and the stack's
+# store is the Worker's R2 bucket (the Spin build would write to its own
+# key-value store; see edge-api/src/platform/spin/blob.rs).
 start_spin() {
   local base="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
   if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
@@ -108,9 +130,47 @@ start_spin() {
     --variable "memshadow_outbound_pool=http://127.0.0.1:$MEMSHADOW_POOL_PORT" \
     --variable "memshadow_webauthn_origins=http://localhost:$MEMSHADOW_SPIN_PORT" \
     --variable "memshadow_scheduled_secret=$(cat "$RUN/spin.secret")" \
+    --variable "memshadow_backup_recipients=" --variable "memshadow_backup_signing_key=" \
+    --scheduled-every-s "${MEMSHADOW_SCHEDULER_SECONDS:-5}" \
     >"$RUN/spin.log" 2>&1 &
   echo $! >"$RUN/spin.pid"
   wait_http "$base/health" 180 "$RUN/spin.log"
+}
+
+# The timer that stands in for Cron Triggers (wrangler dev fires none).
+start_scheduler() {
+  if [ -f "$RUN/scheduler.pid" ] && kill -0 "$(cat "$RUN/scheduler.pid")" 2>/dev/null; then
+    echo "stack: scheduler already running"
+    return
+  fi
+  scripts/scheduler.sh "http://127.0.0.1:$MEMSHADOW_API_PORT" "${MEMSHADOW_SCHEDULER_SECONDS:-5}" \
+    >>"$RUN/scheduler.log" 2>&1 &
+  echo $! >"$RUN/scheduler.pid"
+}
+
+# Runs wrangler dev and starts it again whenever it exits without being
+# asked to (`down` leaves $RUN/api.stop first), saying so in api.log.
+# socket-guard.cjs keeps a reset Hyperdrive socket from killing it (see
+# that file); this catches whatever else might.
+supervise_api() {
+  local restarts=0 base="http://127.0.0.1:$MEMSHADOW_API_PORT"
+  while :; do
+    local rc=0
+    WRANGLER_SEND_METRICS=false node --require "$REPO_ROOT/scripts/node/socket-guard.cjs" \
+      "$MEMSHADOW_NODE/node_modules/wrangler/bin/wrangler.js" dev \
+      --local --ip 127.0.0.1 --port "$MEMSHADOW_API_PORT" --persist-to "$RUN/wrangler" \
+      --inspector-port $((MEMSHADOW_API_PORT + 30000)) \
+      --env-file "$RUN/dev.vars" --test-scheduled --show-interactive-dev-session=false || rc=$?
+    [ -f "$RUN/api.stop" ] && return 0
+    restarts=$((restarts + 1))
+    echo "stack: $(date -u +%FT%TZ) the API process (wrangler dev) exited with status $rc; restarting it (restart $restarts)"
+    # Its workerd may hold the port for a moment.
+    for _ in $(seq 1 40); do
+      curl -fsS -o /dev/null "$base/health" 2>/dev/null || break
+      sleep 0.25
+    done
+    sleep 1
+  done
 }
 
 up() {
@@ -118,17 +178,29 @@ up() {
   scripts/pg.sh start
   start_pool
   dev_keys
+  backup_keys
   start_api
   start_spin
+  start_scheduler
   cat <<EOF
 MEMSHADOW is up:
   API (wrangler dev)   http://127.0.0.1:$MEMSHADOW_API_PORT   (OpenAPI at /openapi.json)
   API (Spin build)     http://127.0.0.1:$MEMSHADOW_SPIN_PORT   (wasm-host serve)
   embedding pool       $MEMSHADOW_POOL_URL   (/v1/embeddings, /health, /metrics)
   Postgres + pgvector  127.0.0.1:$MEMSHADOW_PG_PORT   (database memshadow)
+  scheduled jobs       every ${MEMSHADOW_SCHEDULER_SECONDS:-5}s (scripts/scheduler.sh)
   logs                 $RUN/
 Stop it with: scripts/stop.sh
 EOF
+}
+
+# Every process below $1 (the API's supervisor runs node, which runs workerd).
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
 }
 
 stop_pid() {
@@ -136,9 +208,10 @@ stop_pid() {
   [ -f "$file" ] || return 0
   local pid; pid="$(cat "$file")"
   if kill -0 "$pid" 2>/dev/null; then
-    # wrangler starts workerd as a child: stop the whole process group
-    # when we own it, else the process and its children.
-    pkill -TERM -P "$pid" 2>/dev/null || true
+    # Stop the whole tree this pid started (wrangler starts workerd).
+    local tree; tree="$(descendants "$pid")"
+    # shellcheck disable=SC2086 # one pid per word
+    [ -n "$tree" ] && kill -TERM $tree 2>/dev/null || true
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -147,6 +220,9 @@ stop_pid() {
 }
 
 down() {
+  stop_pid "$RUN/scheduler.pid"
+  # Tells the API's supervisor not to restart what stop_pid ends.
+  [ -d "$RUN" ] && touch "$RUN/api.stop"
   stop_pid "$RUN/api.pid"
   stop_pid "$RUN/spin.pid"
   stop_pid "$RUN/pool.pid"

@@ -37,17 +37,26 @@ echo "== tests"
 # Release mode: the tests share the release builds above (wasmtime, tract)
 # and real inference in a debug build would be needlessly slow.
 echo "== end-to-end runtime: Cloudflare Worker (wrangler dev) at $MEMSHADOW_API_URL"
-cargo test --release --workspace --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+cargo test --release --workspace --no-fail-fast --features edge-api/native 2>&1 | tee "$MEMSHADOW_DATA/logs/test.log"
+
+echo "== node"
+# The local stack's guard against a reset Hyperdrive socket (scripts/node/socket-guard.cjs).
+node --test scripts/node/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
 
 # The same end-to-end suites against the Spin build: MEMSHADOW_API_URL is the
 # one switch. pool_outage.rs stays Worker-only (it starts a second Worker
 # and drives wrangler's /__scheduled).
 SPIN_URL="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
 echo "== end-to-end runtime: Spin build (wasm-host serve) at $SPIN_URL"
-MEMSHADOW_API_URL="$SPIN_URL" cargo test --release -p memshadow-e2e \
+MEMSHADOW_API_URL="$SPIN_URL" cargo test --release --no-fail-fast -p memshadow-e2e \
   --test memory_api --test isolation --test contract 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
 
 echo "== browser"
 # The console in headless Chromium with a virtual passkey authenticator;
 # screenshots land in $MEMSHADOW_DATA/artifacts/browser/.
 node --test tests/browser/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
+
+echo "== retrieval quality smoke"
+# A few hundred SciFact documents and LoCoMo turns through the API, scored
+# beside BM25 and onnxruntime exact cosine (bench/quality/README.md).
+scripts/quality.sh --smoke 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 pub use crate::config::{Config, ConfigError};
 use crate::errors::{ApiError, ErrorCode};
 use crate::http::{Request, Response};
-use crate::ports::{Clock, HttpClient, Kv, Sql};
+use crate::ports::{Blob, Clock, HttpClient, Kv, Queue, Sql};
+use crate::services::backup;
+pub use crate::services::embed_queue::QueueOutcome;
 pub use crate::services::scheduled::JobReport;
 
 /// The ports one request or job may use, borrowed from the adapter.
@@ -26,6 +28,10 @@ pub struct Platform<'a> {
     pub kv: &'a dyn Kv,
     pub http: &'a dyn HttpClient,
     pub clock: &'a dyn Clock,
+    /// Where ingest hands pending rows for embedding.
+    pub queue: &'a dyn Queue,
+    /// Backup objects (the SDAP export).
+    pub blob: &'a dyn Blob,
 }
 
 /// Per-request context handed to handlers and services.
@@ -134,8 +140,9 @@ fn finish(
 }
 
 /// The one entry point for scheduled work: embeds pending rows (with
-/// retries and backoff) and purges expired memories. `cron` is the trigger's
-/// schedule string, echoed in the report.
+/// retries and backoff) and purges expired memories; `0 3 * * *` runs the
+/// SDAP backup instead (services::backup), which other triggers resume.
+/// `cron` is the trigger's schedule string, echoed in the report.
 pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobReport {
     let now_ms = p.clock.now_millis();
     let ctx = Ctx {
@@ -144,13 +151,73 @@ pub async fn run_scheduled(p: &Platform<'_>, cfg: &Config, cron: &str) -> JobRep
         now_ms,
         request_id: format!("cron-{now_ms}"),
     };
-    let report = crate::services::scheduled::run(&ctx, cron).await;
+    // The daily trigger runs the backup alone; every other trigger runs the
+    // embedding/purge job and resumes a backup cut short by its limits.
+    let report = if cron.trim() == backup::BACKUP_CRON {
+        JobReport {
+            cron: cron.to_string(),
+            started_at: crate::services::memories::rfc3339(now_ms),
+            backup: Some(backup::run(&ctx, true).await),
+            ..Default::default()
+        }
+    } else {
+        let mut r = crate::services::scheduled::run(&ctx, cron).await;
+        r.backup = Some(backup::run(&ctx, false).await);
+        r
+    };
     log(&format!(
         "request_id={} scheduled {}",
         ctx.request_id,
         serde_json::to_string(&report).unwrap_or_default()
     ));
     report
+}
+
+/// The work queue's consumer: embeds the rows whose ids arrived (in
+/// batches sized to the pool) and says which messages to acknowledge and
+/// which to retry (the pool was down; the queue backs off and, after its
+/// retries, moves them to the dead-letter queue).
+pub async fn run_embed_queue(p: &Platform<'_>, cfg: &Config, ids: Vec<String>) -> QueueOutcome {
+    let now_ms = p.clock.now_millis();
+    let ctx = Ctx {
+        p,
+        cfg,
+        now_ms,
+        request_id: format!("queue-{now_ms}"),
+    };
+    let outcome = crate::services::embed_queue::consume(&ctx, ids).await;
+    log(&format!(
+        "request_id={} embed queue: {} acknowledged, {} to retry",
+        ctx.request_id,
+        outcome.ack.len(),
+        outcome.retry.len()
+    ));
+    outcome
+}
+
+/// The dead-letter queue's consumer: rows whose messages ran out of
+/// retries are made due again (failed ones get fresh attempts), so the
+/// scheduled reconcile re-drives them.
+pub async fn run_embed_dead_letters(
+    p: &Platform<'_>,
+    cfg: &Config,
+    ids: Vec<String>,
+) -> QueueOutcome {
+    let now_ms = p.clock.now_millis();
+    let ctx = Ctx {
+        p,
+        cfg,
+        now_ms,
+        request_id: format!("dlq-{now_ms}"),
+    };
+    let outcome = crate::services::embed_queue::redrive(&ctx, ids).await;
+    log(&format!(
+        "request_id={} embed dead letters: {} re-driven, {} to retry",
+        ctx.request_id,
+        outcome.ack.len(),
+        outcome.retry.len()
+    ));
+    outcome
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

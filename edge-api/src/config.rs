@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::{SigningKey, VerifyingKey};
 use serde::Deserialize;
 
+pub use crate::backup_config::BackupConfig;
 use crate::limits::Limits;
 
 pub const JWT_PUBLIC_KEYS: &str = "MEMSHADOW_JWT_PUBLIC_KEYS";
@@ -21,6 +22,8 @@ pub const EMBED_TIMEOUT_MS: &str = "MEMSHADOW_EMBED_TIMEOUT_MS";
 pub const EMBED_CACHE_TTL: &str = "MEMSHADOW_EMBED_CACHE_TTL";
 pub const EMBED_MAX_ATTEMPTS: &str = "MEMSHADOW_EMBED_MAX_ATTEMPTS";
 pub const EMBED_BATCH_SIZE: &str = "MEMSHADOW_EMBED_BATCH_SIZE";
+pub const EMBED_JOB_BUDGET_MS: &str = "MEMSHADOW_EMBED_JOB_BUDGET_MS";
+pub const EMBED_JOB_CONCURRENCY: &str = "MEMSHADOW_EMBED_JOB_CONCURRENCY";
 pub const MAX_BODY_BYTES: &str = "MEMSHADOW_MAX_BODY_BYTES";
 pub const MAX_CONTENT_BYTES: &str = "MEMSHADOW_MAX_CONTENT_BYTES";
 pub const MAX_METADATA_BYTES: &str = "MEMSHADOW_MAX_METADATA_BYTES";
@@ -168,8 +171,19 @@ pub struct Config {
     pub embed_max_attempts: u32,
     /// Rows embedded per call to the pool by the scheduled job.
     pub embed_batch_size: usize,
+    /// Wall-clock milliseconds one scheduled run may spend embedding before
+    /// it leaves the rest to the next run (a cron invocation may run for
+    /// minutes; it waits on the pool, so its CPU time stays small).
+    pub embed_job_budget_ms: u64,
+    /// Batches the scheduled job keeps in flight at once, so every pool
+    /// instance stays busy while vectors are written back.
+    pub embed_job_concurrency: usize,
     pub limits: Limits,
     pub auth: AuthConfig,
+    /// The scheduled SDAP backup; None when not configured.
+    pub backup: Option<BackupConfig>,
+    /// Users who may call the operator endpoints (`MEMSHADOW_ADMIN_USER_IDS`).
+    pub admin_user_ids: Vec<uuid::Uuid>,
 }
 
 /// What is wrong with the configuration. `Display` names the variable, never
@@ -234,6 +248,8 @@ impl Config {
         let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
             auth,
+            backup: crate::backup_config::from_lookup(&get)?,
+            admin_user_ids: crate::admin_config::from_lookup(&get)?,
             jwt_keys,
             jwt_issuer: get(JWT_ISSUER).unwrap_or_else(|| "memshadow".into()),
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),
@@ -244,6 +260,8 @@ impl Config {
             embed_cache_ttl: num(&get, EMBED_CACHE_TTL, 7 * 24 * 3600, 60, 365 * 24 * 3600)?,
             embed_max_attempts: num(&get, EMBED_MAX_ATTEMPTS, 8, 1, 100)?,
             embed_batch_size: num(&get, EMBED_BATCH_SIZE, 32, 1, 256)?,
+            embed_job_budget_ms: num(&get, EMBED_JOB_BUDGET_MS, 240_000, 1_000, 900_000)?,
+            embed_job_concurrency: num(&get, EMBED_JOB_CONCURRENCY, 2, 1, 16)?,
             limits,
         })
     }

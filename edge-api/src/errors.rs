@@ -89,6 +89,8 @@ make_error_codes! {
     MfaRequired => ("mfa_required", 403, "auth");
     /// Recent behaviour looks unusual: this destructive or bulk action needs a passkey assertion from the last 5 minutes.
     StepUpRequired => ("step_up_required", 403, "auth");
+    /// This operator endpoint is for the users listed in `MEMSHADOW_ADMIN_USER_IDS`; the caller is not one.
+    AdminRequired => ("admin_required", 403, "auth");
     /// No route has this path.
     NotFound => ("not_found", 404, "not_found");
     /// The token's subject has no account (for example a token minted outside sign-in).

@@ -6,7 +6,9 @@
 //! Adapters call [`app::handle`] and [`app::run_scheduled`] with a
 //! [`app::Platform`] of ports and a [`config::Config`].
 
+pub mod admin_config;
 pub mod app;
+pub mod backup_config;
 pub mod concurrent;
 pub mod config;
 pub mod console;

@@ -111,6 +111,29 @@ pub trait HttpClient {
     async fn get(&self, url: &str, timeout_ms: u64) -> Result<HttpReply, PortError>;
 }
 
+/// A work queue (Cloudflare Queues on Workers): at-least-once delivery of
+/// the ids of rows waiting to be embedded, to the consumer entry point
+/// [`crate::app::run_embed_queue`]. Never the only record of work: every
+/// id sent is also a `pending` row that the scheduled reconcile finds.
+#[async_trait(?Send)]
+pub trait Queue {
+    /// Sends one message per id (ids are memory UUIDs as text).
+    async fn send_ids(&self, ids: &[String]) -> Result<(), PortError>;
+}
+
+/// Object storage (backups): R2 on Workers, S3-compatible stores elsewhere,
+/// memory in tests. Objects are written whole; keys are `/`-separated paths.
+#[async_trait(?Send)]
+pub trait Blob {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PortError>;
+    /// `Ok(None)`: no such object.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError>;
+    /// The keys of every object whose key starts with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError>;
+    /// Removes an object; removing one that does not exist succeeds.
+    async fn delete(&self, key: &str) -> Result<(), PortError>;
+}
+
 /// Wall-clock time. A port so tests can move time (expiry, token lifetimes).
 pub trait Clock {
     /// Milliseconds since the Unix epoch.

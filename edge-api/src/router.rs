@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::app::Ctx;
 use crate::console;
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::{auth as auth_handlers, health, memory, openapi, webauthn};
+use crate::handlers::{admin, auth as auth_handlers, health, memory, openapi, webauthn};
 use crate::http::{Request, Response};
 use crate::services::auth::{self, Caller};
 
@@ -43,6 +43,7 @@ pub enum Endpoint {
     PasskeyDelete,
     PasskeyAuthenticateBegin,
     PasskeyAuthenticateComplete,
+    AdminBackups,
 }
 
 impl Endpoint {
@@ -137,6 +138,7 @@ pub const ROUTES: &[RouteDef] = &[
         Endpoint::PasskeyAuthenticateComplete,
         false,
     ),
+    r("GET", "/api/v1/admin/backups", Endpoint::AdminBackups, true),
 ];
 
 /// Matches `path` against `pattern`; returns the `{id}` segment if any, and
@@ -254,6 +256,7 @@ pub async fn route(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
         Endpoint::PasskeyDelete => webauthn::delete(ctx, who()?, id).await,
         Endpoint::PasskeyAuthenticateBegin => webauthn::authenticate_begin(ctx, req).await,
         Endpoint::PasskeyAuthenticateComplete => webauthn::authenticate_complete(ctx, req).await,
+        Endpoint::AdminBackups => admin::backups(ctx, who()?, req).await,
     }
 }
 

@@ -170,7 +170,8 @@ async fn hybrid_retrieval_ranks_and_filters() {
     // Found by both branches: ranks 1 and 1, the best possible fused score.
     assert_eq!(res[0]["vector_rank"], 1);
     assert_eq!(res[0]["text_rank"], 1);
-    assert!((res[0]["score"].as_f64().expect("score") - 2.0 / 61.0).abs() < 1e-9);
+    let best = 2.0 / (f64::from(edge_api::repositories::retrieval::RRF_K) + 1.0);
+    assert!((res[0]["score"].as_f64().expect("score") - best).abs() < 1e-9);
     assert!(res[0]["similarity"].as_f64().expect("sim") > 0.5);
     let scores: Vec<f64> = res
         .iter()
@@ -965,6 +966,8 @@ async fn database_outage_is_a_503_without_details() {
         kv: &h.kv,
         http: &h.embedder,
         clock: &h.clock,
+        queue: &h.queue,
+        blob: &h.blob,
     };
     let u = random_uuid();
     let res = edge_api::app::handle(

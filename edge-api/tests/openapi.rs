@@ -27,7 +27,10 @@ impl Validator {
 
 #[tokio::test]
 async fn responses_match_the_document() {
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
+    let admin = random_uuid();
+    h.cfg.admin_user_ids = vec![admin];
+    let h = h;
     let mut val = Validator {
         documented: Documented::new(),
         seen: Vec::new(),
@@ -222,6 +225,18 @@ async fn responses_match_the_document() {
     )
     .await;
     go("DELETE", "/api/v1/memory", "/api/v1/memory", None, Some(u)).await;
+    let backups = "/api/v1/admin/backups";
+    go("GET", backups, backups, None, None).await;
+    go("GET", backups, backups, None, Some(u)).await;
+    go("GET", backups, backups, None, Some(admin)).await;
+    go(
+        "GET",
+        "/api/v1/admin/backups?limit=0",
+        backups,
+        None,
+        Some(admin),
+    )
+    .await;
 
     let statuses = |route: &str, m: &str| -> Vec<u16> {
         val.seen
@@ -239,6 +254,7 @@ async fn responses_match_the_document() {
     assert_eq!(statuses(tpl, "PATCH"), vec![200, 200, 409, 422]);
     assert_eq!(statuses(tpl, "DELETE"), vec![200, 404]);
     assert!(statuses("/ready", "GET").contains(&503));
+    assert_eq!(statuses(backups, "GET"), vec![401, 403, 200, 400]);
 }
 
 /// The checker itself rejects what it should (so a green run means something).

@@ -200,6 +200,14 @@ impl Client {
         self.post("/api/v1/memory/ingest", &body).expect(200).json()
     }
 
+    /// One memory's `embedding_status` (`ready`, `pending`, `failed`).
+    pub fn embedding_status(&self, id: &str) -> String {
+        self.get(&format!("/api/v1/memory/{id}")).expect(200).json()["embedding_status"]
+            .as_str()
+            .expect("embedding_status")
+            .to_string()
+    }
+
     /// `POST /api/v1/memory/retrieve?{query}`; asserts 200 and returns the
     /// hits (a JSON array, best first) and the whole reply (headers).
     #[track_caller]
@@ -299,4 +307,58 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// How many of the client's memories are in each embedding status, read
+/// through the list endpoint page by page.
+pub fn embedding_statuses(client: &Client) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/memory?limit=100&cursor={c}"),
+            None => "/api/v1/memory?limit=100".to_string(),
+        };
+        let page = client.get(&path).expect(200).json();
+        for m in page["memories"].as_array().expect("memories") {
+            let status = m["embedding_status"].as_str().expect("status").to_string();
+            *counts.entry(status).or_insert(0) += 1;
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return counts,
+        }
+    }
+}
+
+/// Synthetic, distinct, everyday memories (the bulk test and the ingest
+/// benchmark use the same texts).
+pub fn synthetic_memory(i: usize) -> String {
+    const WHO: &[&str] = &[
+        "Priya", "Tomás", "Mei", "Jonas", "Aisha", "Kofi", "Lena", "Ravi",
+    ];
+    const WHAT: &[&str] = &[
+        "booked the dentist for",
+        "owes the landlord rent until",
+        "moved the team offsite to",
+        "renewed the car insurance on",
+        "promised to call grandma on",
+        "ordered printer toner for",
+        "has a flight to Lisbon on",
+        "scheduled the boiler service for",
+    ];
+    const WHEN: &[&str] = &[
+        "Monday",
+        "Wednesday",
+        "Friday",
+        "the 3rd",
+        "the 17th",
+        "next week",
+    ];
+    format!(
+        "{} {} {} (note {i}).",
+        WHO[i % WHO.len()],
+        WHAT[(i / WHO.len()) % WHAT.len()],
+        WHEN[(i / (WHO.len() * WHAT.len())) % WHEN.len()]
+    )
 }

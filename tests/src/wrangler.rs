@@ -107,3 +107,38 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The local stack's timer (scripts/scheduler.sh) pointed at one Worker:
+/// the same script `scripts/stack.sh up` starts, so a test that relies on
+/// it relies on what the stack really runs. Stopped when dropped.
+pub struct Scheduler {
+    child: Child,
+}
+
+impl Scheduler {
+    pub fn start(base_url: &str, seconds: u32) -> Self {
+        let child = Command::new("bash")
+            .arg(repo_root().join("scripts/scheduler.sh"))
+            .arg(base_url)
+            .arg(seconds.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start scripts/scheduler.sh");
+        Scheduler { child }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // The loop's curl or sleep is its child.
+        let _ = Command::new("pkill")
+            .arg("-TERM")
+            .arg("-P")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -655,3 +655,75 @@ fn the_binary_rejects_bad_configuration_before_binding() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http or https"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_large_request_is_spread_over_every_instance() {
+    let server = start(
+        Options {
+            pool_size: Some(2),
+            max_batch: Some(32),
+            ..options()
+        },
+        None,
+    )
+    .await;
+    let texts: Vec<String> = (0..32).map(|i| format!("memory number {i}")).collect();
+    let input: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vs = embed(&server, &input).await;
+    assert_eq!(vs.len(), 32);
+    let m = metrics(&server).await;
+    // Two batches of 16 (one per instance), not one batch of 32.
+    assert_eq!(
+        metric(&m, "memshadow_pool_batch_size_count", &[]),
+        2.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "memshadow_pool_batch_size_sum", &[]),
+        32.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "memshadow_pool_batch_size_bucket", &[("le", "16")]),
+        2.0,
+        "{m}"
+    );
+    // Spreading keeps the order of the answers.
+    let alone = embed(&server, &[texts[20].as_str()]).await;
+    assert!(cosine(&alone[0], &vs[20]) > 0.9999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_embeds_the_beginning_of_an_over_long_text() {
+    let server = start(
+        Options {
+            max_chars: Some(8192),
+            ..options()
+        },
+        None,
+    )
+    .await;
+    // 10,000+ characters: refused without `truncate`, embedded with it.
+    let long = "The lighthouse keeper logged every passing ship in a blue notebook. ".repeat(150);
+    assert!(long.chars().count() > 10_000);
+    let (s, v) = post(&server, json!({"input": [long.clone()]})).await;
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["error"]["code"], "text_too_long");
+    let (s, v) = post(
+        &server,
+        json!({"input": [long.clone(), "a short one"], "truncate": true}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let vs = vectors(&v);
+    assert_eq!(vs.len(), 2);
+    // The model reads its first 256 tokens, all within the kept prefix, so
+    // the vector equals that of the first 8,192 characters.
+    let prefix: String = long.chars().take(8192).collect();
+    let reference = embed(&server, &[prefix.as_str()]).await;
+    assert!(cosine(&vs[0], &reference[0]) > 0.9999);
+    assert_eq!(
+        v["usage"]["prompt_tokens"].as_u64().map(|t| t >= 256),
+        Some(true)
+    );
+}

@@ -1,5 +1,6 @@
 //! Liveness (`/health`, no dependencies touched) and readiness (`/ready`:
-//! Postgres, KV and the embedding pool, each named when down).
+//! Postgres, KV and the embedding pool, each named when down; plus the last
+//! backup's success and failure, for information).
 
 use serde_json::json;
 
@@ -7,6 +8,7 @@ use crate::app::Ctx;
 use crate::errors::{ApiError, ErrorCode};
 use crate::http::Response;
 use crate::json::response;
+use crate::repositories::backups::{Backups, Outcome};
 use crate::repositories::memories::Memories;
 use crate::services::embedding::Embedder;
 
@@ -52,7 +54,11 @@ pub async fn ready(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         }
     }
     if down.is_empty() {
-        Ok(response(200, &json!({"status": "ready", "checks": checks})))
+        let backup = backup_outcomes(ctx).await;
+        Ok(response(
+            200,
+            &json!({"status": "ready", "checks": checks, "backup": backup}),
+        ))
     } else {
         Err(ApiError::new(
             ErrorCode::NotReady,
@@ -60,4 +66,34 @@ pub async fn ready(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         )
         .with_extra(json!({"checks": checks})))
     }
+}
+
+/// `{"last_success": {…}|null, "last_failure": {…}|null}` from
+/// `backup_runs`; null when it cannot be read (readiness does not hinge on it).
+async fn backup_outcomes(ctx: &Ctx<'_>) -> serde_json::Value {
+    match (Backups { sql: ctx.p.sql }).outcomes().await {
+        Ok(outcomes) => {
+            let pick = |status: &str| {
+                outcomes
+                    .iter()
+                    .find(|o| o.status == status)
+                    .map(outcome_json)
+            };
+            json!({"last_success": pick("done"), "last_failure": pick("failed")})
+        }
+        Err(e) => {
+            ctx.log(&format!("ready: backup outcomes unreadable: {e}"));
+            serde_json::Value::Null
+        }
+    }
+}
+
+/// A finished run's outcome (`BackupOutcome` in the OpenAPI document).
+pub fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "backup_id": o.backup_id,
+        "finished_at": o.finished_at,
+        "duration_ms": o.duration_ms,
+        "error": o.error,
+    })
 }

@@ -19,7 +19,9 @@ use crate::services::memories::{
 /// NDJSON export stops adding pages past this size and hands back a cursor
 /// (`x-next-cursor`), so one export never exhausts an isolate's memory.
 const EXPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
-const EXPORT_PAGE: usize = 200;
+/// Rows per statement of an export: large, so a big account takes few
+/// statements. `limit` caps the rows of one part, not this page size.
+const EXPORT_PAGE: usize = 1000;
 
 /// 200 with the memory whether it was embedded inline or stored pending:
 /// its `embedding_status` (`ready` | `pending`) says which.
@@ -189,23 +191,28 @@ pub async fn delete_many(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Res
 }
 
 /// NDJSON, one memory per line, newest first. Large exports come in parts:
-/// `x-next-cursor` is set when more remain (pass it back as `cursor`).
+/// `x-next-cursor` is set when more remain (pass it back as `cursor`). A
+/// part ends after `limit` rows (when given) or past [`EXPORT_MAX_BYTES`].
 pub async fn export(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
     let q = list_query(ctx, req, true)?;
-    let page = q.limit.unwrap_or(EXPORT_PAGE);
     let svc = MemoryService::new(ctx, user);
     let mut body = Vec::new();
     let mut cursor = q.cursor;
+    let mut left = q.limit;
     let mut next;
     loop {
+        let page = left.map_or(EXPORT_PAGE, |l| l.min(EXPORT_PAGE));
         let (rows, n) = svc.list(&q.filters, cursor.as_ref(), page).await?;
         for row in &rows {
             serde_json::to_writer(&mut body, row).map_err(|e| ApiError::internal(e.to_string()))?;
             body.push(b'\n');
         }
+        left = left.map(|l| l - rows.len());
         next = n;
         match &next {
-            Some(c) if body.len() < EXPORT_MAX_BYTES => cursor = Some(Cursor::decode(c)?),
+            Some(c) if body.len() < EXPORT_MAX_BYTES && left != Some(0) => {
+                cursor = Some(Cursor::decode(c)?)
+            }
             _ => break,
         }
     }

@@ -21,8 +21,24 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../schema/migrations/0002_auth.sql"),
     ),
     (
+        "0003_store_at_scale",
+        include_str!("../../../schema/migrations/0003_store_at_scale.sql"),
+    ),
+    (
         "0005_pending_by_user",
         include_str!("../../../schema/migrations/0005_pending_by_user.sql"),
+    ),
+    (
+        "0006_backups",
+        include_str!("../../../schema/migrations/0006_backups.sql"),
+    ),
+    (
+        "0007_embedding_pipeline",
+        include_str!("../../../schema/migrations/0007_embedding_pipeline.sql"),
+    ),
+    (
+        "0008_backup_retention",
+        include_str!("../../../schema/migrations/0008_backup_retention.sql"),
     ),
 ];
 
@@ -122,16 +138,38 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
         }
         tx.commit().await.map_err(db)?;
     }
-    // The iterative HNSW scan keeps filtered vector searches (one user's
-    // rows among many) from returning too few neighbours.
     client
-        .batch_execute(&format!(
-            "ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'"
-        ))
+        .batch_execute(&app_role_settings())
         .await
         .map_err(db)?;
     Ok(report)
 }
+
+/// Session defaults of the application role, applied at every login
+/// (pooled connections included: Hyperdrive and tokio-postgres both open
+/// ordinary sessions as this role).
+///
+/// - HNSW covers every user's rows, and user, filter, expiry and model
+///   conditions apply after the index scan. The iterative scan keeps
+///   scanning until the query's LIMIT is met (`relaxed_order`: the
+///   retrieve statement re-sorts its candidates by distance), up to
+///   `max_scan_tuples` index tuples, so a filtered search returns the full
+///   limit instead of whatever survived the first `ef_search` candidates.
+/// - `ef_search` at least the vector branch's usual candidate depth (50).
+/// - A runaway statement stops after `statement_timeout` instead of holding
+///   a connection after its client has gone; the Worker answers 503.
+pub fn app_role_settings() -> String {
+    format!(
+        "ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'; \
+         ALTER ROLE {APP_ROLE} SET hnsw.ef_search = {HNSW_EF_SEARCH}; \
+         ALTER ROLE {APP_ROLE} SET hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}; \
+         ALTER ROLE {APP_ROLE} SET statement_timeout = '{STATEMENT_TIMEOUT}'"
+    )
+}
+
+pub const HNSW_EF_SEARCH: u32 = 100;
+pub const HNSW_MAX_SCAN_TUPLES: u32 = 100_000;
+pub const STATEMENT_TIMEOUT: &str = "15s";
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! Native adapters for tests and dev tools: Postgres over TCP, a minimal
-//! HTTP/1.1 client, an in-memory KV and the system clock.
+//! HTTP/1.1 client, an in-memory KV and blob store, and the system clock.
 //!
 //! The HTTP client speaks plain `http://` only: it reaches the local
 //! embedding pool and test fakes, nothing on the internet, so it needs no
@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::platform::postgres::{PgSql, map_error};
-use crate::ports::{Clock, HttpClient, HttpReply, Kv, PortError};
+use crate::ports::{Blob, Clock, HttpClient, HttpReply, Kv, PortError, Queue};
 
 /// Connects to `database_url` (a `postgres://` URL, no TLS: local only) and
 /// drives the connection on a tokio task.
@@ -106,6 +106,18 @@ impl Kv for MemoryKv {
 
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         self.entries.lock().map_err(|_| poisoned())?.remove(key);
+        Ok(())
+    }
+}
+
+/// A `Queue` that delivers nowhere. Natively nothing consumes a queue: the
+/// scheduled reconcile embeds the pending rows, which is all the queue would
+/// have done (sooner).
+pub struct NoQueue;
+
+#[async_trait(?Send)]
+impl Queue for NoQueue {
+    async fn send_ids(&self, _ids: &[String]) -> Result<(), PortError> {
         Ok(())
     }
 }
@@ -304,5 +316,90 @@ mod tests {
         assert_eq!(String::from_utf8(r.body).unwrap(), "seen");
         let closed = TinyHttp.get("http://127.0.0.1:1/", 500).await.unwrap_err();
         assert_eq!(closed.kind, crate::ports::PortErrorKind::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn memory_blob_lists_by_prefix_and_deletes() {
+        let b = MemoryBlob::new();
+        for k in ["backups/a/2", "backups/a/1", "backups/ab/1", "backups/b/1"] {
+            b.put(k, k.as_bytes()).await.unwrap();
+        }
+        assert_eq!(
+            b.list("backups/a/").await.unwrap(),
+            vec!["backups/a/1", "backups/a/2"]
+        );
+        b.delete("backups/a/1").await.unwrap();
+        b.delete("backups/a/missing").await.unwrap();
+        assert_eq!(
+            b.list("backups/a").await.unwrap(),
+            vec!["backups/a/2", "backups/ab/1"]
+        );
+        assert_eq!(b.get("backups/a/1").await.unwrap(), None);
+    }
+}
+
+/// A process-local object store (backups in tests).
+#[derive(Default)]
+pub struct MemoryBlob {
+    objects: Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemoryBlob {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every object, by key (tests read backups back through it).
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.objects.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Replaces or removes an object behind the API's back (tampering tests).
+    pub fn set(&self, key: &str, value: Option<Vec<u8>>) {
+        if let Ok(mut m) = self.objects.lock() {
+            match value {
+                Some(v) => m.insert(key.to_string(), v),
+                None => m.remove(key),
+            };
+        }
+    }
+}
+
+#[async_trait(?Send)]
+impl Blob for MemoryBlob {
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), PortError> {
+        self.objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .insert(key.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .get(key)
+            .cloned())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        Ok(self
+            .objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.objects
+            .lock()
+            .map_err(|_| PortError::failed("blob lock poisoned"))?
+            .remove(key);
+        Ok(())
     }
 }

@@ -6,8 +6,10 @@
 //! parameters the same way: `$1` user id, `$2` now, `$3` metadata filter,
 //! `$4` tags filter, `$5` created_after, `$6` created_before; each statement
 //! uses every parameter it is given, so no adapter has to infer a type.
-//! Row locks are always taken in id order (`ORDER BY id FOR UPDATE`), so
-//! concurrent retrieves, deletes and the scheduled job cannot deadlock.
+//! Row locks on `memories` are always taken in one global order, by id
+//! (`ORDER BY id FOR UPDATE`), or not at all (inserts `DO NOTHING`; reads
+//! and access statistics lock nothing), so concurrent ingests, retrieves,
+//! deletes and the scheduled job cannot deadlock.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -16,19 +18,22 @@ use crate::ports::{PortError, Sql, SqlParam, SqlRow, SqlScope};
 
 /// The columns of a memory as text, in [`MemoryRow::from_row`] order.
 /// Timestamps are rendered in UTC with microseconds, which round-trips
-/// exactly through a cursor.
+/// exactly through a cursor. Access statistics are the folded values plus
+/// the hits still waiting in `memory_access` (see `access_stats`), so a
+/// reader sees every hit at once, before the scheduled job folds it.
 macro_rules! memory_columns {
     () => {
         "m.id::text, m.content, m.content_hash, m.metadata::text, array_to_json(m.tags)::text, \
          m.embedding_status, m.embedding_model, \
          to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
          to_char(m.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-         to_char(m.accessed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
-         m.access_count::text, \
+         to_char(greatest(m.accessed_at, (SELECT max(a.accessed_at) FROM memory_access a WHERE a.memory_id = m.id)) \
+           AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+         (m.access_count + (SELECT count(*) FROM memory_access a WHERE a.memory_id = m.id))::text, \
          to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
     };
 }
-const MEMORY_COLUMN_COUNT: usize = 12;
+pub(super) const MEMORY_COLUMN_COUNT: usize = 12;
 
 /// Caller filters on `m` ($3..$6), shared by retrieve, list and delete.
 macro_rules! filters {
@@ -48,9 +53,15 @@ macro_rules! not_expired {
 }
 
 /// Inserts a batch of new memories (`$3`: JSON array of [`NewMemory`]).
-/// A conflicting live row is left alone and not returned (a duplicate); a
-/// conflicting *expired* row is replaced by the new one under a new id, so
-/// expiry never blocks storing the same text again.
+/// A conflicting row is left alone and not returned (a duplicate, or an
+/// expired row that [`DELETE_EXPIRED_BY_HASHES`] clears first).
+///
+/// Deadlock freedom: `DO NOTHING` takes no lock on an existing row, so the
+/// statement holds only its own new rows; the only waits left are unique
+/// checks against rows another transaction is inserting or deleting, and
+/// those happen in content-hash order (`ORDER BY x.content_hash`), the same
+/// order for every batch whatever order its client sent. Two batches with
+/// overlapping contents in different orders therefore queue, never cycle.
 const INSERT_MANY: &str = concat!(
     "INSERT INTO memories AS m (user_id, content, content_hash, metadata, tags, embedding, embedding_model, \
        embedding_status, next_embed_at, created_at, updated_at, expires_at) \
@@ -60,16 +71,20 @@ const INSERT_MANY: &str = concat!(
        $2::timestamptz, $2::timestamptz, x.expires_at \
      FROM jsonb_to_recordset($3::jsonb) AS x(ord int, content text, content_hash text, metadata jsonb, tags text[], \
        embedding text, embedding_model text, expires_at timestamptz) \
-     ORDER BY x.ord \
-     ON CONFLICT (user_id, content_hash) DO UPDATE SET id = gen_random_uuid(), content = EXCLUDED.content, \
-       metadata = EXCLUDED.metadata, tags = EXCLUDED.tags, embedding = EXCLUDED.embedding, \
-       embedding_model = EXCLUDED.embedding_model, embedding_status = EXCLUDED.embedding_status, embed_attempts = 0, \
-       next_embed_at = EXCLUDED.next_embed_at, created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
-       accessed_at = NULL, access_count = 0, expires_at = EXCLUDED.expires_at \
-     WHERE m.expires_at IS NOT NULL AND m.expires_at <= $2::timestamptz \
+     ORDER BY x.content_hash \
+     ON CONFLICT (user_id, content_hash) DO NOTHING \
      RETURNING ",
     memory_columns!()
 );
+
+/// Deletes the caller's *expired* rows with these content hashes ($3: JSON
+/// array), so storing the same text again replaces them (under a new id).
+/// Run on its own, only when an insert met such a row: it locks in id order
+/// and holds nothing else, like every other locking statement here.
+const DELETE_EXPIRED_BY_HASHES: &str = "WITH d AS (DELETE FROM memories WHERE id IN (SELECT m.id FROM memories m \
+       WHERE m.user_id = $1::uuid AND m.content_hash IN (SELECT jsonb_array_elements_text($3::jsonb)) \
+         AND m.expires_at <= $2::timestamptz ORDER BY m.id FOR UPDATE) RETURNING 1) \
+     SELECT count(*)::text FROM d";
 
 /// Ids of the caller's live memories with the given content hashes ($3: JSON array).
 const FIND_BY_HASHES: &str = concat!(
@@ -109,13 +124,16 @@ const UPDATE: &str = concat!(
 const DELETE_ONE: &str =
     "DELETE FROM memories m WHERE m.user_id = $1::uuid AND m.id = $2::uuid RETURNING m.id::text";
 
-/// Deletes the caller's memories matching the filters (expired ones too:
-/// "delete everything" must mean everything). `$2` is only type-anchored.
+/// Deletes up to `$7` of the caller's memories matching the filters
+/// (expired ones too: "delete everything" must mean everything), locked in
+/// id order. Callers repeat it until fewer than `$7` go, so no statement
+/// holds locks on, or writes WAL for, an unbounded number of rows.
+/// `$2` is only type-anchored.
 const DELETE_MATCHING: &str = concat!(
     "WITH d AS (DELETE FROM memories WHERE id IN (SELECT m.id FROM memories m \
        WHERE m.user_id = $1::uuid AND $2::timestamptz IS NOT NULL",
     filters!(),
-    " ORDER BY m.id FOR UPDATE) RETURNING 1) SELECT count(*)::text FROM d"
+    " ORDER BY m.id LIMIT $7::int FOR UPDATE) RETURNING 1) SELECT count(*)::text FROM d"
 );
 
 /// One page, newest first, after the keyset cursor ($7 created_at, $8 id).
@@ -128,89 +146,6 @@ const LIST: &str = concat!(
     " AND ($7::timestamptz IS NULL OR (m.created_at, m.id) < ($7::timestamptz, $8::uuid)) \
      ORDER BY m.created_at DESC, m.id DESC LIMIT $9::int"
 );
-
-/// Hybrid retrieval in one statement: the `$10` nearest vectors (cosine,
-/// HNSW; only vectors of the current model `$8`) ∪ the `$10` best full-text
-/// matches (`websearch_to_tsquery`, `$9`), fused by reciprocal rank with
-/// k = 60, then paged ($11 limit, $12 offset). `$7` NULL = text only.
-const RETRIEVE: &str = concat!(
-    "WITH vec AS ( \
-       SELECT v.id, row_number() OVER (ORDER BY v.d, v.id) AS r, 1 - v.d AS sim FROM ( \
-         SELECT m.id, m.embedding <=> $7::text::vector AS d FROM memories m \
-         WHERE m.user_id = $1::uuid AND $7::text IS NOT NULL AND m.embedding IS NOT NULL \
-           AND m.embedding_model = $8",
-    not_expired!(),
-    filters!(),
-    " ORDER BY d LIMIT $10::int) v), \
-     fts AS ( \
-       SELECT f.id, row_number() OVER (ORDER BY f.rank DESC, f.id) AS r FROM ( \
-         SELECT m.id, ts_rank_cd(m.content_tsv, q.q) AS rank \
-         FROM memories m, websearch_to_tsquery('english', $9) AS q(q) \
-         WHERE m.user_id = $1::uuid AND m.content_tsv @@ q.q",
-    not_expired!(),
-    filters!(),
-    " ORDER BY rank DESC, m.id LIMIT $10::int) f), \
-     fused AS ( \
-       SELECT u.id, sum(1.0::float8 / (60 + u.r)) AS score, min(u.vr) AS vr, min(u.tr) AS tr, max(u.sim) AS sim \
-       FROM (SELECT id, r, r AS vr, NULL::bigint AS tr, sim FROM vec \
-             UNION ALL SELECT id, r, NULL::bigint, r, NULL::float8 FROM fts) u \
-       GROUP BY u.id) \
-     SELECT ",
-    memory_columns!(),
-    ", f.score::text, f.vr::text, f.tr::text, f.sim::text \
-     FROM fused f JOIN memories m ON m.id = f.id \
-     ORDER BY f.score DESC, f.vr NULLS LAST, m.id LIMIT $11::int OFFSET $12::int"
-);
-
-/// Access statistics for retrieved rows, locked in id order (never
-/// deadlocks against another retrieve touching an overlapping set).
-const TOUCH: &str = "UPDATE memories AS m SET access_count = m.access_count + 1, accessed_at = $2::timestamptz \
-     FROM (SELECT id FROM memories WHERE user_id = $1::uuid \
-             AND id IN (SELECT jsonb_array_elements_text($3::jsonb)::uuid) ORDER BY id FOR UPDATE) AS l \
-     WHERE m.id = l.id";
-
-/// Claims up to `$2` due pending rows for embedding: bumps their attempt
-/// count and pushes `next_embed_at` out by a lease (`$3` seconds), so a
-/// job that dies mid-way leaves them to be retried after the lease.
-const CLAIM_PENDING: &str = "UPDATE memories AS m SET embed_attempts = m.embed_attempts + 1, \
-       next_embed_at = $1::timestamptz + make_interval(secs => $3::float8) \
-     FROM (SELECT id FROM memories WHERE embedding_status = 'pending' AND next_embed_at <= $1::timestamptz \
-           ORDER BY next_embed_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED) AS c \
-     WHERE m.id = c.id \
-     RETURNING m.id::text, m.content, m.content_hash, m.embed_attempts::text";
-
-/// Stores vectors for claimed rows ($1: JSON [{id, content_hash, embedding}]),
-/// unless the content changed meanwhile (then its own embedding wins).
-const STORE_EMBEDDINGS: &str = "WITH x AS MATERIALIZED (SELECT * FROM jsonb_to_recordset($1::jsonb) \
-       AS x(id uuid, content_hash text, embedding text)), \
-     l AS MATERIALIZED (SELECT m.id FROM memories m WHERE m.id IN (SELECT id FROM x) ORDER BY m.id FOR UPDATE) \
-     UPDATE memories AS m SET embedding = x.embedding::vector, embedding_model = $2, embedding_status = 'ready', \
-       next_embed_at = NULL \
-     FROM x, l WHERE m.id = x.id AND m.id = l.id AND m.content_hash = x.content_hash \
-       AND m.embedding_status = 'pending' \
-     RETURNING m.id::text";
-
-/// Schedules a retry with exponential backoff (`$4` · 2^(attempts-1)
-/// seconds, at most `$5`), or marks rows `failed` after `$3` attempts.
-const RECORD_FAILURES: &str = "UPDATE memories AS m SET \
-       embedding_status = CASE WHEN m.embed_attempts >= $3::int THEN 'failed' ELSE 'pending' END, \
-       next_embed_at = CASE WHEN m.embed_attempts >= $3::int THEN NULL ELSE $2::timestamptz \
-         + make_interval(secs => least($4::float8 * power(2, greatest(m.embed_attempts - 1, 0)), $5::float8)) END \
-     FROM (SELECT id FROM memories WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb)::uuid) \
-           AND embedding_status = 'pending' ORDER BY id FOR UPDATE) AS l \
-     WHERE m.id = l.id \
-     RETURNING m.embedding_status";
-
-/// After a model change, queues `ready` rows embedded by another model.
-const MARK_STALE_MODEL: &str = "WITH s AS (UPDATE memories AS m SET embedding_status = 'pending', embed_attempts = 0, \
-       next_embed_at = $1::timestamptz \
-     FROM (SELECT id FROM memories WHERE embedding_status = 'ready' AND embedding_model IS DISTINCT FROM $2 \
-           ORDER BY id LIMIT $3::int FOR UPDATE SKIP LOCKED) AS c \
-     WHERE m.id = c.id RETURNING 1) SELECT count(*)::text FROM s";
-
-const PURGE_EXPIRED: &str = "WITH d AS (DELETE FROM memories WHERE id IN (SELECT id FROM memories \
-       WHERE expires_at <= $1::timestamptz ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING 1) \
-     SELECT count(*)::text FROM d";
 
 const PING: &str = "SELECT 1::text";
 
@@ -232,7 +167,7 @@ pub struct MemoryRow {
     pub expires_at: Option<String>,
 }
 
-fn bad_row(what: &str) -> PortError {
+pub(super) fn bad_row(what: &str) -> PortError {
     PortError::failed(format!("unexpected row shape: {what}"))
 }
 
@@ -242,7 +177,7 @@ fn text(row: &SqlRow, i: usize) -> Result<&str, PortError> {
         .ok_or_else(|| bad_row(&format!("column {i} is NULL or missing")))
 }
 
-fn opt_text(row: &SqlRow, i: usize) -> Result<Option<String>, PortError> {
+pub(super) fn opt_text(row: &SqlRow, i: usize) -> Result<Option<String>, PortError> {
     row.get(i)
         .cloned()
         .ok_or_else(|| bad_row(&format!("column {i} missing")))
@@ -320,30 +255,13 @@ pub struct MemoryUpdate {
     pub expected_updated_at: String,
 }
 
-/// One retrieval hit.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    pub memory: MemoryRow,
-    pub score: f64,
-    pub vector_rank: Option<i64>,
-    pub text_rank: Option<i64>,
-    pub similarity: Option<f64>,
-}
+pub use super::retrieval::Hit;
 
-/// A pending row claimed by the scheduled job.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: String,
-    pub content: String,
-    pub content_hash: String,
-    pub attempts: u32,
-}
-
-fn s(v: impl Into<String>) -> SqlParam {
+pub(super) fn s(v: impl Into<String>) -> SqlParam {
     Some(v.into())
 }
 
-fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
+pub(super) fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
     vec![
         s(user),
         s(now),
@@ -354,7 +272,7 @@ fn filter_params(user: &str, now: &str, f: &Filters) -> Vec<SqlParam> {
     ]
 }
 
-fn user_scope(user: &str) -> SqlScope {
+pub(super) fn user_scope(user: &str) -> SqlScope {
     SqlScope::User(user.to_string())
 }
 
@@ -451,18 +369,36 @@ impl Memories<'_> {
         Ok(!rows.is_empty())
     }
 
+    /// Deletes at most `chunk` matching rows (one transaction); returns how many.
     pub async fn delete_matching(
         &self,
         user: &str,
         now: &str,
         f: &Filters,
+        chunk: usize,
+    ) -> Result<u64, PortError> {
+        let mut params = filter_params(user, now, f);
+        params.push(s(chunk.to_string()));
+        let rows = self
+            .sql
+            .query(&user_scope(user), DELETE_MATCHING, &params)
+            .await?;
+        count(&rows)
+    }
+
+    /// Clears the caller's expired rows holding these hashes; returns how many.
+    pub async fn delete_expired_by_hashes(
+        &self,
+        user: &str,
+        now: &str,
+        hashes: &[&str],
     ) -> Result<u64, PortError> {
         let rows = self
             .sql
             .query(
                 &user_scope(user),
-                DELETE_MATCHING,
-                &filter_params(user, now, f),
+                DELETE_EXPIRED_BY_HASHES,
+                &[s(user), s(now), s(json!(hashes).to_string())],
             )
             .await?;
         count(&rows)
@@ -483,166 +419,6 @@ impl Memories<'_> {
         params.push(s(limit.to_string()));
         let rows = self.sql.query(&user_scope(user), LIST, &params).await?;
         rows.iter().map(MemoryRow::from_row).collect()
-    }
-
-    /// Hybrid retrieval; see [`RETRIEVE`]. `candidates` per branch must be
-    /// at least `offset + limit`. A `None` vector skips the vector branch, a
-    /// `None` text the full-text branch.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn retrieve(
-        &self,
-        user: &str,
-        now: &str,
-        f: &Filters,
-        query_vector: Option<String>,
-        model: &str,
-        query_text: Option<&str>,
-        candidates: usize,
-        limit: usize,
-        offset: usize,
-    ) -> Result<Vec<Hit>, PortError> {
-        let mut params = filter_params(user, now, f);
-        params.extend([
-            query_vector,
-            s(model),
-            query_text.map(str::to_string),
-            s(candidates.to_string()),
-            s(limit.to_string()),
-            s(offset.to_string()),
-        ]);
-        let rows = self.sql.query(&user_scope(user), RETRIEVE, &params).await?;
-        rows.iter()
-            .map(|r| {
-                let n = MEMORY_COLUMN_COUNT;
-                let num = |i: usize| -> Result<Option<f64>, PortError> {
-                    opt_text(r, i)?
-                        .map(|t| t.parse::<f64>().map_err(|_| bad_row("number")))
-                        .transpose()
-                };
-                Ok(Hit {
-                    memory: MemoryRow::from_row(r)?,
-                    score: num(n)?.ok_or_else(|| bad_row("score"))?,
-                    vector_rank: num(n + 1)?.map(|x| x as i64),
-                    text_rank: num(n + 2)?.map(|x| x as i64),
-                    similarity: num(n + 3)?,
-                })
-            })
-            .collect()
-    }
-
-    /// Bumps access statistics of `ids` (best effort, ordered locks).
-    pub async fn touch(&self, user: &str, now: &str, ids: &[&str]) -> Result<(), PortError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let payload = json!(ids).to_string();
-        self.sql
-            .query(&user_scope(user), TOUCH, &[s(user), s(now), s(payload)])
-            .await?;
-        Ok(())
-    }
-
-    pub async fn claim_pending(
-        &self,
-        now: &str,
-        max: usize,
-        lease_seconds: u64,
-    ) -> Result<Vec<Claimed>, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                CLAIM_PENDING,
-                &[s(now), s(max.to_string()), s(lease_seconds.to_string())],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed {
-                    id: text(r, 0)?.to_string(),
-                    content: text(r, 1)?.to_string(),
-                    content_hash: text(r, 2)?.to_string(),
-                    attempts: text(r, 3)?.parse().map_err(|_| bad_row("attempts"))?,
-                })
-            })
-            .collect()
-    }
-
-    /// Stores `(claimed row, pgvector text)` pairs; returns how many landed.
-    pub async fn store_embeddings(
-        &self,
-        model: &str,
-        items: &[(&Claimed, String)],
-    ) -> Result<usize, PortError> {
-        let payload: Vec<Value> = items
-            .iter()
-            .map(|(c, v)| json!({"id": c.id, "content_hash": c.content_hash, "embedding": v}))
-            .collect();
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                STORE_EMBEDDINGS,
-                &[s(Value::Array(payload).to_string()), s(model)],
-            )
-            .await?;
-        Ok(rows.len())
-    }
-
-    /// Records a failed attempt for `ids`; returns (retry scheduled, now failed).
-    pub async fn record_failures(
-        &self,
-        now: &str,
-        ids: &[&str],
-        max_attempts: u32,
-        base_seconds: u64,
-        cap_seconds: u64,
-    ) -> Result<(usize, usize), PortError> {
-        let params = [
-            s(json!(ids).to_string()),
-            s(now),
-            s(max_attempts.to_string()),
-            s(base_seconds.to_string()),
-            s(cap_seconds.to_string()),
-        ];
-        let rows = self
-            .sql
-            .query(&SqlScope::System, RECORD_FAILURES, &params)
-            .await?;
-        let failed = rows
-            .iter()
-            .filter(|r| r.first().and_then(|c| c.as_deref()) == Some("failed"))
-            .count();
-        Ok((rows.len() - failed, failed))
-    }
-
-    pub async fn mark_stale_model(
-        &self,
-        now: &str,
-        model: &str,
-        max: usize,
-    ) -> Result<u64, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                MARK_STALE_MODEL,
-                &[s(now), s(model), s(max.to_string())],
-            )
-            .await?;
-        count(&rows)
-    }
-
-    pub async fn purge_expired(&self, now: &str, max: usize) -> Result<u64, PortError> {
-        let rows = self
-            .sql
-            .query(
-                &SqlScope::System,
-                PURGE_EXPIRED,
-                &[s(now), s(max.to_string())],
-            )
-            .await?;
-        count(&rows)
     }
 
     pub async fn ping(&self) -> Result<(), PortError> {
@@ -666,24 +442,7 @@ fn count(rows: &[SqlRow]) -> Result<u64, PortError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Highest `$n` in a statement.
-    fn max_param(sql: &str) -> usize {
-        let b = sql.as_bytes();
-        let mut max = 0;
-        for (i, &c) in b.iter().enumerate() {
-            if c == b'$' {
-                let digits: String = sql[i + 1..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                if let Ok(n) = digits.parse::<usize>() {
-                    max = max.max(n);
-                }
-            }
-        }
-        max
-    }
+    use crate::repositories::rows::uses_every_parameter;
 
     /// Each statement must use every parameter from $1 to its highest, so
     /// adapters that infer parameter types never meet an unused one.
@@ -695,24 +454,11 @@ mod tests {
             ("GET", GET, 3),
             ("UPDATE", UPDATE, 11),
             ("DELETE_ONE", DELETE_ONE, 2),
-            ("DELETE_MATCHING", DELETE_MATCHING, 6),
+            ("DELETE_MATCHING", DELETE_MATCHING, 7),
             ("LIST", LIST, 9),
-            ("RETRIEVE", RETRIEVE, 12),
-            ("TOUCH", TOUCH, 3),
-            ("CLAIM_PENDING", CLAIM_PENDING, 3),
-            ("STORE_EMBEDDINGS", STORE_EMBEDDINGS, 2),
-            ("RECORD_FAILURES", RECORD_FAILURES, 5),
-            ("MARK_STALE_MODEL", MARK_STALE_MODEL, 3),
-            ("PURGE_EXPIRED", PURGE_EXPIRED, 2),
+            ("DELETE_EXPIRED_BY_HASHES", DELETE_EXPIRED_BY_HASHES, 3),
         ] {
-            assert_eq!(max_param(sql), n, "{name}");
-            for k in 1..=n {
-                let p = format!("${k}");
-                let used = sql
-                    .match_indices(&p)
-                    .any(|(i, _)| !sql[i + p.len()..].starts_with(|c: char| c.is_ascii_digit()));
-                assert!(used, "{name} does not use {p}");
-            }
+            uses_every_parameter(name, sql, n);
         }
     }
 }

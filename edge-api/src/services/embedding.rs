@@ -11,12 +11,22 @@ use crate::concurrent::join_all;
 use crate::config::{Config, EMBEDDING_DIM};
 use crate::ports::{HttpClient, Kv};
 
-/// Why embedding failed. All variants mean "not now": the caller keeps the
-/// row `pending` and the scheduled job retries.
+/// The most characters of a text sent to the pool. The model reads only its
+/// first 256 tokens, which natural text fills within about 1,500
+/// characters; 8,192 is the pool's default `max_chars`, so a long memory is
+/// embedded by its beginning instead of being refused.
+pub const MAX_EMBED_CHARS: usize = 8192;
+
+/// Why embedding failed. Every variant means "not now" to ingest, which
+/// keeps the row `pending`; the background job treats them differently.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmbedError {
-    /// The pool could not be reached or timed out.
+    /// An outage: the pool could not be reached, timed out, or answered 5xx
+    /// or 429. Nothing is wrong with the texts; retrying later helps.
     Unavailable(String),
+    /// The pool refused the request (4xx other than 429): something in this
+    /// batch is unacceptable to it. Splitting the batch finds the culprit.
+    Refused(u16),
     /// The pool answered, but not with what we asked for.
     BadAnswer(String),
 }
@@ -25,6 +35,9 @@ impl std::fmt::Display for EmbedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EmbedError::Unavailable(d) => write!(f, "embedding pool unavailable: {d}"),
+            EmbedError::Refused(status) => {
+                write!(f, "embedding pool refused the batch: HTTP {status}")
+            }
             EmbedError::BadAnswer(d) => write!(f, "embedding pool answered badly: {d}"),
         }
     }
@@ -34,6 +47,17 @@ impl std::fmt::Display for EmbedError {
 struct EmbeddingsRequest<'a> {
     input: &'a [&'a str],
     model: &'a str,
+    /// Asks the pool to embed the beginning of an over-long text rather than
+    /// refuse it (text-embeddings-inference's `truncate`).
+    truncate: bool,
+}
+
+/// The first `MAX_EMBED_CHARS` characters of `text` (all of it if shorter).
+pub fn embeddable_prefix(text: &str) -> &str {
+    match text.char_indices().nth(MAX_EMBED_CHARS) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
 }
 
 #[derive(Deserialize)]
@@ -82,7 +106,7 @@ impl Embedder<'_> {
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
         if !missing.is_empty() {
             let inputs: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-            let vectors = self.call_pool(&inputs).await?;
+            let vectors = self.call_pool(&inputs, self.cfg.embed_timeout_ms).await?;
             let encoded: Vec<Vec<u8>> = vectors.iter().map(|v| encode_vector(v)).collect();
             let ttl = Some(self.cfg.embed_cache_ttl);
             // Best effort: a failed cache write must not fail the embedding.
@@ -101,21 +125,44 @@ impl Embedder<'_> {
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    async fn call_pool(&self, inputs: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Embeds `texts` straight through the pool, without the KV cache, within
+    /// `timeout_ms`. For background work: the rows it embeds missed the
+    /// cache at ingest already, and on Workers every cache lookup and write
+    /// would be one more subrequest of a long-running invocation.
+    pub async fn embed_uncached(
+        &self,
+        texts: &[&str],
+        timeout_ms: u64,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.call_pool(texts, timeout_ms).await
+    }
+
+    async fn call_pool(
+        &self,
+        inputs: &[&str],
+        timeout_ms: u64,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let model = self.cfg.embedding_model.as_str();
+        let prefixes: Vec<&str> = inputs.iter().map(|t| embeddable_prefix(t)).collect();
         let body = serde_json::to_vec(&EmbeddingsRequest {
-            input: inputs,
+            input: &prefixes,
             model,
+            truncate: true,
         })
         .map_err(|e| EmbedError::BadAnswer(e.to_string()))?;
         let url = format!("{}/v1/embeddings", self.cfg.embedding_url);
         let reply = self
             .http
-            .post_json(&url, body, self.cfg.embed_timeout_ms)
+            .post_json(&url, body, timeout_ms)
             .await
             .map_err(|e| EmbedError::Unavailable(e.detail))?;
-        if reply.status != 200 {
-            return Err(EmbedError::Unavailable(format!("HTTP {}", reply.status)));
+        match reply.status {
+            200 => {}
+            429 | 500..=599 => {
+                return Err(EmbedError::Unavailable(format!("HTTP {}", reply.status)));
+            }
+            400..=499 => return Err(EmbedError::Refused(reply.status)),
+            other => return Err(EmbedError::BadAnswer(format!("HTTP {other}"))),
         }
         let parsed: EmbeddingsResponse = serde_json::from_slice(&reply.body)
             .map_err(|e| EmbedError::BadAnswer(format!("not an embeddings answer: {e}")))?;
@@ -210,6 +257,17 @@ mod tests {
             cache_key("m", "t"),
             "emb:8481c8582a73b3ba64d6506da480d877324f34bae0fb970c71b5d24bc57c06c7"
         );
+    }
+
+    #[test]
+    fn long_texts_are_cut_at_a_character_boundary() {
+        assert_eq!(embeddable_prefix("short"), "short");
+        let long = "é".repeat(MAX_EMBED_CHARS + 5);
+        let cut = embeddable_prefix(&long);
+        assert_eq!(cut.chars().count(), MAX_EMBED_CHARS);
+        assert!(long.starts_with(cut));
+        let exact = "a".repeat(MAX_EMBED_CHARS);
+        assert_eq!(embeddable_prefix(&exact), exact);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::json::Patch;
 use crate::limits::Limits;
 use crate::ports::PortErrorKind;
 use crate::repositories::memories::{Filters, Memories, MemoryRow, MemoryUpdate, NewMemory};
+use crate::services::embed_pipeline;
 use crate::services::embedding::{Embedder, to_pgvector};
 
 pub mod retrieval;
@@ -85,8 +86,9 @@ pub struct PatchRequest {
 pub type IngestOutcome = Result<MemoryRow, ApiError>;
 
 pub const DEFAULT_LIST_LIMIT: usize = 20;
-/// Reciprocal-rank fusion constant; also in the SQL (documented value).
-pub const RRF_K: u32 = 60;
+/// Rows per statement of a bulk delete: bounds each transaction's locks
+/// and WAL while a delete-all of a large account runs.
+pub const DELETE_CHUNK: usize = 1000;
 
 /// RFC 3339 in UTC with microseconds: the form the SQL renders too.
 pub fn rfc3339(ms: i64) -> String {
@@ -322,6 +324,18 @@ fn prepare(req: IngestRequest, limits: &Limits, now_ms: i64) -> Result<Prepared,
     })
 }
 
+/// Hashes of `prepared` items that `inserted` does not hold, each once.
+fn missing_hashes<'p>(prepared: &'p [(usize, Prepared)], inserted: &[MemoryRow]) -> Vec<&'p str> {
+    let mut m: Vec<&str> = prepared
+        .iter()
+        .filter(|(_, p)| !inserted.iter().any(|r| r.content_hash == p.hash))
+        .map(|(_, p)| p.hash.as_str())
+        .collect();
+    m.sort_unstable();
+    m.dedup();
+    m
+}
+
 fn duplicate(existing_id: Option<&str>) -> ApiError {
     ApiError::new(
         ErrorCode::DuplicateMemory,
@@ -428,25 +442,43 @@ impl<'a> MemoryService<'a> {
             })
             .collect();
         let now = self.now();
-        let inserted = if rows.is_empty() {
+        let mut inserted = if rows.is_empty() {
             Vec::new()
         } else {
             self.repo().insert_many(&self.user, &now, &rows).await?
         };
+        let missing = |inserted: &[MemoryRow]| missing_hashes(&prepared, inserted);
+        let mut existing = self.find_existing(&now, &missing(&inserted)).await?;
 
-        let mut missing: Vec<&str> = prepared
-            .iter()
-            .filter(|(_, p)| !inserted.iter().any(|r| r.content_hash == p.hash))
-            .map(|(_, p)| p.hash.as_str())
+        // A hash neither inserted nor live is held by an expired row (or a
+        // row deleted meanwhile): clear expired ones and insert those again.
+        let absent: Vec<&str> = missing(&inserted)
+            .into_iter()
+            .filter(|h| !existing.iter().any(|(e, _)| e == h))
             .collect();
-        missing.dedup();
-        let existing = if missing.is_empty() {
-            Vec::new()
-        } else {
+        if !absent.is_empty() {
             self.repo()
-                .find_by_hashes(&self.user, &now, &missing)
-                .await?
-        };
+                .delete_expired_by_hashes(&self.user, &now, &absent)
+                .await?;
+            let retry: Vec<NewMemory> = rows
+                .iter()
+                .filter(|r| absent.contains(&r.content_hash.as_str()))
+                .cloned()
+                .collect();
+            inserted.extend(self.repo().insert_many(&self.user, &now, &retry).await?);
+            let still: Vec<&str> = missing(&inserted)
+                .into_iter()
+                .filter(|h| !existing.iter().any(|(e, _)| e == h))
+                .collect();
+            existing.extend(self.find_existing(&now, &still).await?);
+        }
+        // Every stored row still waiting for its vector goes to the queue.
+        let pending: Vec<String> = inserted
+            .iter()
+            .filter(|r| r.embedding_status == "pending")
+            .map(|r| r.id.clone())
+            .collect();
+        embed_pipeline::enqueue(self.ctx, self.ctx.p.queue, &pending).await;
 
         let mut claimed: Vec<&str> = Vec::new();
         for (i, p) in &prepared {
@@ -469,6 +501,18 @@ impl<'a> MemoryService<'a> {
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err(ApiError::internal("ingest item lost"))))
             .collect())
+    }
+
+    /// `(content_hash, id)` of live memories with these hashes.
+    async fn find_existing(
+        &self,
+        now: &str,
+        hashes: &[&str],
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.repo().find_by_hashes(&self.user, now, hashes).await?)
     }
 
     pub async fn get(&self, id: &Uuid) -> Result<MemoryRow, ApiError> {
@@ -605,11 +649,21 @@ impl<'a> MemoryService<'a> {
         Ok((rows, next))
     }
 
+    /// Deletes every matching memory, [`DELETE_CHUNK`] rows per statement.
+    /// A failure part-way leaves the rest for a retry of the same request.
     pub async fn delete_matching(&self, filters: &Filters) -> Result<u64, ApiError> {
-        Ok(self
-            .repo()
-            .delete_matching(&self.user, &self.now(), filters)
-            .await?)
+        let now = self.now();
+        let mut total = 0;
+        loop {
+            let n = self
+                .repo()
+                .delete_matching(&self.user, &now, filters, DELETE_CHUNK)
+                .await?;
+            total += n;
+            if n < DELETE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
 

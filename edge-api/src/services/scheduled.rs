@@ -1,28 +1,35 @@
-//! The scheduled job: embeds `pending` rows (claimed in batches with
-//! `FOR UPDATE SKIP LOCKED`, retried with exponential backoff, `failed`
-//! after the configured attempts), re-queues rows embedded by an older
-//! model, and purges expired memories.
+//! The scheduled job, the embedding pipeline's safety net: embeds every due
+//! `pending` row at the pool's speed (several batches in flight, until no
+//! row is due or the run's wall-clock budget is spent), revives `failed`
+//! rows whose time has come, re-queues rows of an old model while a model
+//! change is in progress, purges expired memories, and folds retrieval
+//! hits into the memories' access statistics.
 //!
 //! Nothing acknowledged is lost: a claim is a lease on `next_embed_at`, so a
-//! job that dies mid-way leaves its rows to the next run.
+//! job that dies mid-way leaves its rows to the next run; an outage gives
+//! the rows back without charging an attempt.
+
+use std::cell::Cell;
 
 use serde::Serialize;
 
 use crate::app::Ctx;
-use crate::repositories::memories::{Claimed, Memories};
-use crate::services::embedding::{Embedder, to_pgvector};
+use crate::concurrent::join_all;
+use crate::repositories::access_stats::AccessStats;
+use crate::repositories::embedding_jobs::EmbeddingJobs;
+use crate::services::embed_pipeline::{Pipeline, Tally, lease_seconds};
 use crate::services::memories::rfc3339;
 
-/// Embedding rounds per run; bounds one run's work and wall time.
-const MAX_ROUNDS: usize = 20;
 /// Expired rows deleted per statement, and statements per run.
 const PURGE_BATCH: usize = 1000;
 const MAX_PURGE_ROUNDS: usize = 20;
+/// Access hits folded per statement, and statements per run.
+const FOLD_BATCH: usize = 5000;
+const MAX_FOLD_ROUNDS: usize = 20;
 /// Rows re-queued after a model change per run.
 const STALE_BATCH: usize = 500;
-/// Retry backoff: 30 s, 60 s, 120 s, … capped at one hour.
-const BACKOFF_BASE_SECONDS: u64 = 30;
-const BACKOFF_CAP_SECONDS: u64 = 3600;
+/// Failed rows revived per run.
+const REVIVE_BATCH: usize = 500;
 
 /// What one run did. Errors are public-safe summaries; details are logged.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -33,112 +40,74 @@ pub struct JobReport {
     pub claimed: usize,
     /// Rows that received a vector.
     pub embedded: usize,
-    /// Rows whose attempt failed and that will be retried later.
+    /// Rows charged an attempt (the pool refused them) that will be retried.
     pub retry_scheduled: usize,
     /// Rows that ran out of attempts and are now `failed`.
     pub failed: usize,
+    /// Rows given back without an attempt charged because the pool was down.
+    pub released: usize,
+    /// Batches split because the pool refused them.
+    pub split_batches: usize,
+    /// `failed` rows given another round of attempts.
+    pub revived: u64,
     /// `ready` rows re-queued because they were embedded by another model.
     pub requeued_stale: u64,
+    /// Whether the stale-model scan ran (only while a model change is in
+    /// progress).
+    pub stale_scan: bool,
     pub purged: u64,
+    /// Retrieval hits folded into the memories' access statistics.
+    pub access_hits_folded: u64,
+    /// Milliseconds the run took.
+    pub elapsed_ms: i64,
     pub errors: Vec<String>,
+    /// The SDAP backup's part (services::backup), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<crate::services::backup::BackupReport>,
 }
 
 pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
-    let cfg = ctx.cfg;
-    let now = rfc3339(ctx.now_ms);
-    let repo = Memories { sql: ctx.p.sql };
-    let embedder = Embedder {
-        http: ctx.p.http,
-        kv: ctx.p.kv,
-        cfg,
-    };
+    let pipeline = Pipeline::new(ctx);
+    let jobs = pipeline.jobs();
+    let started = ctx.p.clock.now_millis();
     let mut report = JobReport {
         cron: cron.to_string(),
-        started_at: now.clone(),
+        started_at: rfc3339(started),
         ..Default::default()
     };
 
-    match repo
-        .mark_stale_model(&now, &cfg.embedding_model, STALE_BATCH)
-        .await
-    {
-        Ok(n) => report.requeued_stale = n,
+    requeue_stale(ctx, &jobs, &pipeline.now(), &mut report).await;
+    match jobs.revive_failed(&pipeline.now(), REVIVE_BATCH).await {
+        Ok(n) => report.revived = n,
         Err(e) => {
-            ctx.log(&format!("scheduled: re-queue stale failed: {e}"));
-            report
-                .errors
-                .push("re-queue of stale embeddings failed".into());
+            ctx.log(&format!("scheduled: reviving failed rows failed: {e}"));
+            report.errors.push("reviving failed rows failed".into());
         }
     }
 
-    // The lease must outlast the embedding call plus the write-back.
-    let lease = cfg.embed_timeout_ms / 1000 + 60;
-    for _ in 0..MAX_ROUNDS {
-        let claimed = match repo.claim_pending(&now, cfg.embed_batch_size, lease).await {
-            Ok(c) => c,
-            Err(e) => {
-                ctx.log(&format!("scheduled: claim failed: {e}"));
-                report.errors.push("claiming pending rows failed".into());
-                break;
-            }
-        };
-        if claimed.is_empty() {
-            break;
-        }
-        report.claimed += claimed.len();
-        let texts: Vec<&str> = claimed.iter().map(|c| c.content.as_str()).collect();
-        match embedder.embed(&texts).await {
-            Ok(vectors) => {
-                let items: Vec<(&Claimed, String)> = claimed
-                    .iter()
-                    .zip(vectors.iter())
-                    .map(|(c, v)| (c, to_pgvector(v)))
-                    .collect();
-                match repo.store_embeddings(&cfg.embedding_model, &items).await {
-                    Ok(n) => report.embedded += n,
-                    Err(e) => {
-                        // The rows stay pending under their lease: retried later.
-                        ctx.log(&format!("scheduled: storing embeddings failed: {e}"));
-                        report.errors.push("storing embeddings failed".into());
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                ctx.log(&format!("scheduled: {e}"));
-                report
-                    .errors
-                    .push("embedding pool unavailable or answered badly".into());
-                let ids: Vec<&str> = claimed.iter().map(|c| c.id.as_str()).collect();
-                match repo
-                    .record_failures(
-                        &now,
-                        &ids,
-                        cfg.embed_max_attempts,
-                        BACKOFF_BASE_SECONDS,
-                        BACKOFF_CAP_SECONDS,
-                    )
-                    .await
-                {
-                    Ok((retry, failed)) => {
-                        report.retry_scheduled += retry;
-                        report.failed += failed;
-                    }
-                    Err(e) => {
-                        ctx.log(&format!("scheduled: recording failures failed: {e}"));
-                        report
-                            .errors
-                            .push("recording embedding failures failed".into());
-                    }
-                }
-                // The pool is down: more rounds would only burn attempts.
-                break;
+    // Several batches in flight keep every pool instance busy while one
+    // batch's vectors are being written back.
+    let deadline = started + ctx.cfg.embed_job_budget_ms as i64;
+    let stop = Cell::new(false);
+    let lanes: Vec<_> = (0..ctx.cfg.embed_job_concurrency)
+        .map(|_| drain(&pipeline, deadline, &stop))
+        .collect();
+    for (claimed, t, errors) in join_all(lanes).await {
+        report.claimed += claimed;
+        report.embedded += t.embedded;
+        report.retry_scheduled += t.retry_scheduled;
+        report.failed += t.failed;
+        report.released += t.released;
+        report.split_batches += t.splits;
+        for e in errors {
+            if !report.errors.contains(&e) {
+                report.errors.push(e);
             }
         }
     }
 
     for _ in 0..MAX_PURGE_ROUNDS {
-        match repo.purge_expired(&now, PURGE_BATCH).await {
+        match jobs.purge_expired(&pipeline.now(), PURGE_BATCH).await {
             Ok(n) => {
                 report.purged += n;
                 if n < PURGE_BATCH as u64 {
@@ -152,5 +121,96 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
             }
         }
     }
+    let stats = AccessStats { sql: ctx.p.sql };
+    for _ in 0..MAX_FOLD_ROUNDS {
+        match stats.fold(FOLD_BATCH).await {
+            Ok((hits, _)) => {
+                report.access_hits_folded += hits;
+                if hits < FOLD_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                ctx.log(&format!("scheduled: folding access statistics failed: {e}"));
+                report
+                    .errors
+                    .push("folding access statistics failed".into());
+                break;
+            }
+        }
+    }
+    report.elapsed_ms = ctx.p.clock.now_millis() - started;
     report
+}
+
+/// One lane: claim a batch, embed it, repeat until nothing is due, the
+/// deadline passes, or any lane hit an outage. Returns (claimed, tally,
+/// errors).
+async fn drain(p: &Pipeline<'_>, deadline: i64, stop: &Cell<bool>) -> (usize, Tally, Vec<String>) {
+    let ctx = p.ctx;
+    let batch = ctx.cfg.embed_batch_size;
+    let (mut claimed_total, mut tally, mut errors) = (0, Tally::default(), Vec::new());
+    while !stop.get() && ctx.p.clock.now_millis() < deadline {
+        let claimed = match p
+            .jobs()
+            .claim_due(&p.now(), batch, lease_seconds(batch))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.log(&format!("scheduled: claim failed: {e}"));
+                errors.push("claiming pending rows failed".to_string());
+                stop.set(true);
+                break;
+            }
+        };
+        if claimed.is_empty() {
+            break;
+        }
+        claimed_total += claimed.len();
+        if let Err(h) = p.embed_claimed(&claimed, &mut tally).await {
+            errors.push(h.reason.to_string());
+            stop.set(true);
+        }
+    }
+    (claimed_total, tally, errors)
+}
+
+/// Re-queues rows embedded by another model, but only while a model change
+/// is in progress: once a scan finds none left, the current model is
+/// recorded as settled and later runs skip the scan (no index serves it).
+/// A model change is a configuration change, so a settled model other than
+/// the configured one (or none recorded) means a change is in progress.
+async fn requeue_stale(ctx: &Ctx<'_>, jobs: &EmbeddingJobs<'_>, now: &str, report: &mut JobReport) {
+    let model = ctx.cfg.embedding_model.as_str();
+    match jobs.settled_model().await {
+        Ok(Some(settled)) if settled == model => return,
+        Ok(_) => {}
+        Err(e) => {
+            ctx.log(&format!("scheduled: reading the settled model failed: {e}"));
+            report
+                .errors
+                .push("re-queue of stale embeddings failed".into());
+            return;
+        }
+    }
+    report.stale_scan = true;
+    match jobs.mark_stale_model(now, model, STALE_BATCH).await {
+        Ok(n) => {
+            report.requeued_stale = n;
+            if n == 0
+                && let Err(e) = jobs.set_settled_model(model, now).await
+            {
+                ctx.log(&format!(
+                    "scheduled: recording the settled model failed: {e}"
+                ));
+            }
+        }
+        Err(e) => {
+            ctx.log(&format!("scheduled: re-queue stale failed: {e}"));
+            report
+                .errors
+                .push("re-queue of stale embeddings failed".into());
+        }
+    }
 }

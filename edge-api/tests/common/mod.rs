@@ -1,6 +1,7 @@
 //! Shared harness for the native integration tests: the real Postgres (app
 //! role, so row-level security applies), an in-memory KV, a deterministic
-//! in-process embedder, a movable clock, and tokens signed by a test key.
+//! in-process embedder (which also records webhook calls), a movable clock,
+//! and tokens signed by a test key.
 //!
 //! The database is required: an unreachable `DATABASE_URL` fails the test
 //! with a pointer at `scripts/pg.sh start`, it never skips.
@@ -15,9 +16,9 @@ use chrono::{DateTime, Utc};
 use edge_api::app::{self, Platform};
 use edge_api::config::{Config, JwtKey};
 use edge_api::http::{Request, Response};
-use edge_api::platform::native::{self, MemoryKv};
+use edge_api::platform::native::{self, MemoryBlob, MemoryKv};
 use edge_api::platform::postgres::PgSql;
-use edge_api::ports::{Clock, HttpClient, HttpReply, PortError};
+use edge_api::ports::{Clock, HttpClient, HttpReply, PortError, Queue};
 use jwt_compact::alg::Es256;
 use jwt_compact::{AlgorithmExt, Claims, Header};
 use p256::ecdsa::SigningKey;
@@ -31,15 +32,65 @@ pub mod schema;
 pub const MODEL: &str = "all-MiniLM-L6-v2";
 pub const DIM: usize = 384;
 
+/// The native tests' own database, beside the local stack's `memshadow`:
+/// the stack's timer runs the real scheduled job every few seconds, and it
+/// must never embed these tests' rows (nor their fake job the stack's).
+pub const TEST_DATABASE: &str = "memshadow_native_tests";
+
+/// `url` with its database name replaced by `db`.
+pub fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let root = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    }
+}
+
 pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         "postgres://memshadow_app:memshadow_app@127.0.0.1:54329/memshadow".into()
-    })
+    });
+    with_database(&url, TEST_DATABASE)
 }
 
 pub fn admin_url() -> String {
-    std::env::var("MEMSHADOW_ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/memshadow".into())
+    let url = std::env::var("MEMSHADOW_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/memshadow".into());
+    with_database(&url, TEST_DATABASE)
+}
+
+/// Creates the tests' database when it does not exist yet.
+async fn ensure_database() -> Result<(), String> {
+    let server = with_database(&admin_url(), "postgres");
+    let c = native::connect_client(&server)
+        .await
+        .map_err(|e| e.to_string())?;
+    let exists = c
+        .query_opt(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[&TEST_DATABASE],
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if !exists {
+        // Another test binary may win the race: "already exists" is fine.
+        if let Err(e) = c
+            .batch_execute(&format!("CREATE DATABASE {TEST_DATABASE}"))
+            .await
+            && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+        {
+            return Err(e.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Applies migrations once per test binary (idempotent; serialised by the
@@ -53,6 +104,7 @@ fn ensure_migrated() {
                 .build()
                 .map_err(|e| e.to_string())?;
             rt.block_on(async {
+                ensure_database().await?;
                 let mut c = native::connect_client(&admin_url())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -93,6 +145,11 @@ pub enum EmbedMode {
     Down,
     WrongModel,
     WrongDim,
+    /// Answers this HTTP status with an error body (503: busy, 500: broken).
+    Status(u16),
+    /// Refuses (413) any request holding a text longer than this many bytes,
+    /// as a pool with a smaller `max_chars` would.
+    RefuseLonger(usize),
 }
 
 /// A deterministic embedding pool: a hashed bag of words, L2-normalised,
@@ -101,7 +158,16 @@ pub struct FakeEmbedder {
     pub mode: Cell<EmbedMode>,
     pub calls: Cell<usize>,
     pub texts: Cell<usize>,
+    /// (texts, timeout_ms) of every call, in order.
+    pub budgets: std::cell::RefCell<Vec<(usize, u64)>>,
+    /// (URL, JSON body) of every POST to a [`WEBHOOK_BASE`] URL, in order.
+    pub webhooks: std::cell::RefCell<Vec<(String, Value)>>,
+    /// How webhooks answer: an HTTP status, or None for unreachable.
+    pub webhook_status: Cell<Option<u16>>,
 }
+
+/// URLs under this base reach the fake's webhook receiver, not the pool.
+pub const WEBHOOK_BASE: &str = "http://webhook.test/";
 
 impl FakeEmbedder {
     pub fn new() -> Self {
@@ -109,6 +175,9 @@ impl FakeEmbedder {
             mode: Cell::new(EmbedMode::Up),
             calls: Cell::new(0),
             texts: Cell::new(0),
+            budgets: std::cell::RefCell::new(Vec::new()),
+            webhooks: std::cell::RefCell::new(Vec::new()),
+            webhook_status: Cell::new(Some(204)),
         }
     }
 }
@@ -138,8 +207,19 @@ impl HttpClient for FakeEmbedder {
         &self,
         url: &str,
         body: Vec<u8>,
-        _timeout_ms: u64,
+        timeout_ms: u64,
     ) -> Result<HttpReply, PortError> {
+        if url.starts_with(WEBHOOK_BASE) {
+            let v: Value = serde_json::from_slice(&body).expect("webhook body is JSON");
+            self.webhooks.borrow_mut().push((url.to_string(), v));
+            return match self.webhook_status.get() {
+                Some(status) => Ok(HttpReply {
+                    status,
+                    body: Vec::new(),
+                }),
+                None => Err(PortError::unavailable("fake webhook is down")),
+            };
+        }
         self.calls.set(self.calls.get() + 1);
         assert!(url.ends_with("/v1/embeddings"), "unexpected URL {url}");
         let mode = self.mode.get();
@@ -149,6 +229,22 @@ impl HttpClient for FakeEmbedder {
         let req: Value = serde_json::from_slice(&body).expect("embedding request is JSON");
         assert_eq!(req["model"], MODEL);
         let inputs = req["input"].as_array().expect("input array");
+        self.budgets.borrow_mut().push((inputs.len(), timeout_ms));
+        let refusal = |status: u16| HttpReply {
+            status,
+            body: br#"{"error":{"code":"fake","message":"refused"}}"#.to_vec(),
+        };
+        match mode {
+            EmbedMode::Status(status) => return Ok(refusal(status)),
+            EmbedMode::RefuseLonger(max)
+                if inputs
+                    .iter()
+                    .any(|t| t.as_str().is_some_and(|s| s.len() > max)) =>
+            {
+                return Ok(refusal(413));
+            }
+            _ => {}
+        }
         self.texts.set(self.texts.get() + inputs.len());
         let data: Vec<Value> = inputs
             .iter()
@@ -185,9 +281,30 @@ impl HttpClient for FakeEmbedder {
     }
 }
 
+/// The work queue as the core sees it: records the ids sent, or fails
+/// every send while `down`.
+#[derive(Default)]
+pub struct RecordingQueue {
+    pub sent: std::cell::RefCell<Vec<String>>,
+    pub down: Cell<bool>,
+}
+
+#[async_trait(?Send)]
+impl Queue for RecordingQueue {
+    async fn send_ids(&self, ids: &[String]) -> Result<(), PortError> {
+        if self.down.get() {
+            return Err(PortError::unavailable("fake queue is down"));
+        }
+        self.sent.borrow_mut().extend(ids.iter().cloned());
+        Ok(())
+    }
+}
+
 pub struct Harness {
     pub sql: PgSql,
+    pub queue: RecordingQueue,
     pub kv: MemoryKv,
+    pub blob: MemoryBlob,
     pub embedder: FakeEmbedder,
     pub clock: ManualClock,
     pub cfg: Config,
@@ -231,7 +348,9 @@ impl Harness {
         }];
         Harness {
             sql,
+            queue: RecordingQueue::default(),
             kv: MemoryKv::new(),
+            blob: MemoryBlob::new(),
             embedder: FakeEmbedder::new(),
             clock: ManualClock(AtomicI64::new(now_ms())),
             cfg,
@@ -245,6 +364,8 @@ impl Harness {
             kv: &self.kv,
             http: &self.embedder,
             clock: &self.clock,
+            queue: &self.queue,
+            blob: &self.blob,
         }
     }
 

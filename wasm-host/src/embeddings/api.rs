@@ -132,7 +132,15 @@ pub fn parse_request(
             )));
         }
     }
-    let texts: Vec<String> = match obj.get("input") {
+    // text-embeddings-inference's `truncate`: embed the beginning of an
+    // over-long text instead of refusing it. The model reads only its first
+    // `max_tokens` tokens, which natural text fills well within `max_chars`.
+    let truncate = match obj.get("truncate") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("`truncate` must be a boolean")),
+    };
+    let mut texts: Vec<String> = match obj.get("input") {
         None | Some(Value::Null) => return Err(invalid("`input` is required")),
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => {
@@ -163,7 +171,10 @@ pub fn parse_request(
         }
         Some(_) => return Err(invalid("`input` must be a string or an array of strings")),
     };
-    for (i, t) in texts.iter().enumerate() {
+    for (i, t) in texts.iter_mut().enumerate() {
+        if truncate {
+            cut_to_chars(t, limits.max_chars);
+        }
         if t.is_empty() {
             return Err(ApiError::new(
                 Code::EmptyInput,
@@ -179,6 +190,13 @@ pub fn parse_request(
         }
     }
     Ok(EmbeddingsRequest { texts })
+}
+
+/// Shortens `text` to its first `max` characters (at a character boundary).
+fn cut_to_chars(text: &mut String, max: usize) {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+    }
 }
 
 /// Accepts the full id and, for hub-style ids, the part after the last `/`.
@@ -418,6 +436,25 @@ mod tests {
         // Ten two-byte characters: 20 bytes but exactly at the limit.
         parse_request(r#"{"input":"éééééééééé"}"#.as_bytes(), &limits(), &model())
             .expect("at limit");
+    }
+
+    #[test]
+    fn truncate_embeds_the_beginning_of_long_texts() {
+        let long = format!(r#"{{"input":["{}","ok"],"truncate":true}}"#, "é".repeat(25));
+        let r = parse_request(long.as_bytes(), &limits(), &model()).expect("truncated");
+        assert_eq!(r.texts, vec!["é".repeat(10), "ok".to_string()]);
+        // Without it (or with false) the limit still refuses.
+        let refused = long.replace("true", "false");
+        assert_eq!(code_of(refused.as_bytes()), Code::TextTooLong);
+        assert_eq!(
+            code_of(br#"{"input":"a","truncate":"yes"}"#),
+            Code::InvalidInput
+        );
+        // Truncation never turns an empty text into an accepted one.
+        assert_eq!(
+            code_of(br#"{"input":[""],"truncate":true}"#),
+            Code::EmptyInput
+        );
     }
 
     #[test]

@@ -4,12 +4,17 @@
 //!
 //! Batch formation waits for a free instance (the pool's semaphore), so while
 //! all instances are busy the queue grows and the next batch leaves full: load
-//! raises batch size, which raises throughput. Before waiting, a batch whose
+//! raises batch size, which raises throughput.
+//!
+//! One large request is spread over every instance: it is cut into at least
+//! as many jobs as there are instances, and two jobs of the same request
+//! never share a batch, so a lone request of 32 texts on two instances runs
+//! as two batches of 16 at once instead of one batch of 32 on one instance. Before waiting, a batch whose
 //! expected local wait exceeds the budget goes to a fallback node instead.
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +42,8 @@ pub struct QueueFull;
 type Reply = oneshot::Sender<Result<Embedded, JobError>>;
 
 struct Job {
+    /// The request this job is part of: its jobs go to different batches.
+    request: u64,
     texts: Vec<String>,
     enqueued: Instant,
     reply: Reply,
@@ -78,6 +85,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     config: BatchConfig,
     latency: Ewma,
+    requests: AtomicU64,
 }
 
 /// Handle used by request handlers.
@@ -102,6 +110,7 @@ impl Batcher {
             metrics,
             config,
             latency: Ewma::default(),
+            requests: AtomicU64::new(0),
         });
         tokio::spawn(run(rx, shared.clone()));
         Batcher { tx, shared }
@@ -120,11 +129,18 @@ impl Batcher {
         }
         let mut receivers = Vec::new();
         let now = Instant::now();
+        let request = self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        let chunk = job_size(
+            texts.len(),
+            self.shared.pool.size(),
+            self.shared.config.max_batch,
+        );
         let mut rest = texts;
         while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(self.shared.config.max_batch));
+            let tail = rest.split_off(rest.len().min(chunk));
             let (reply, rx) = oneshot::channel();
             let job = Job {
+                request,
                 texts: std::mem::replace(&mut rest, tail),
                 enqueued: now,
                 reply,
@@ -160,6 +176,13 @@ impl Batcher {
     }
 }
 
+/// Texts per job for a request of `n` texts: enough jobs to occupy every
+/// instance (and no job above `max_batch`), of nearly equal size.
+fn job_size(n: usize, instances: usize, max_batch: usize) -> usize {
+    let jobs = instances.max(n.div_ceil(max_batch.max(1))).max(1);
+    n.div_ceil(jobs).clamp(1, max_batch.max(1))
+}
+
 fn expected_wait(s: &Shared) -> Duration {
     let depth = s.metrics.queue_depth.load(Ordering::SeqCst) as usize;
     let batches = depth.div_ceil(s.config.max_batch);
@@ -183,7 +206,10 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Job>, s: Arc<Shared>) {
             // `timeout_at` polls the receiver before the clock, so jobs that
             // queued up while we waited for an instance join at once.
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(job)) if size + job.texts.len() > s.config.max_batch => {
+                Ok(Some(job))
+                    if size + job.texts.len() > s.config.max_batch
+                        || batch.iter().any(|j| j.request == job.request) =>
+                {
                     carry = Some(job);
                     break;
                 }
@@ -220,12 +246,35 @@ async fn dispatch(s: &Arc<Shared>, batch: Vec<Job>, size: usize) {
         Ok(p) => p,
         Err(_) => return reply_all(batch, Err(JobError::Closed)),
     };
+    // While the batch waited for an instance, some callers may have gone
+    // (a client that timed out): their texts are not worth an instance.
+    let (batch, size) = drop_abandoned(s, batch, size);
+    if batch.is_empty() {
+        return;
+    }
     dequeue(s, &batch, size);
     let s = s.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         local_blocking(&s, batch, size);
     });
+}
+
+/// The jobs whose caller still waits, and their texts; the others leave the
+/// queue unrun.
+fn drop_abandoned(s: &Shared, batch: Vec<Job>, size: usize) -> (Vec<Job>, usize) {
+    let live: Vec<Job> = batch.into_iter().filter(|j| !j.reply.is_closed()).collect();
+    let live_size: usize = live.iter().map(|j| j.texts.len()).sum();
+    if live_size < size {
+        s.metrics
+            .queue_depth
+            .fetch_sub((size - live_size) as u64, Ordering::SeqCst);
+        tracing::debug!(
+            dropped = size - live_size,
+            "texts of departed callers skipped"
+        );
+    }
+    (live, live_size)
 }
 
 /// The fallback path's way back to local inference when no node answered.
@@ -326,5 +375,24 @@ fn local_blocking(s: &Shared, batch: Vec<Job>, size: usize) {
             }
         }
         Err(e) => reply_all(batch, Err(to_job_error(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::job_size;
+
+    #[test]
+    fn a_request_is_cut_into_at_least_one_job_per_instance() {
+        // 32 texts, 2 instances, batches of 32: two jobs of 16.
+        assert_eq!(job_size(32, 2, 32), 16);
+        // 100 texts: four jobs of 25 rather than 32, 32, 32, 4.
+        assert_eq!(job_size(100, 2, 32), 25);
+        // Fewer texts than instances: one text per job.
+        assert_eq!(job_size(1, 4, 32), 1);
+        assert_eq!(job_size(3, 4, 32), 1);
+        // One instance: jobs as large as a batch may be.
+        assert_eq!(job_size(40, 1, 32), 20);
+        assert_eq!(job_size(10, 1, 32), 10);
     }
 }

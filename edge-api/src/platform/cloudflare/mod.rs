@@ -7,6 +7,11 @@
 //! - `HYPERDRIVE` (Hyperdrive): Postgres for [`sql::HyperdriveSql`], one
 //!   connection per request, opened by the first query.
 //! - `MEMSHADOW_KV` (KV namespace): [`kv::WorkersKv`], the embedding cache.
+//! - `MEMSHADOW_EMBED_QUEUE` (Queues producer): [`queue::WorkersQueue`],
+//!   ids of rows ingest stored as pending. The same Worker consumes that
+//!   queue ([`queue`] entry point, [`app::run_embed_queue`]) and its
+//!   dead-letter queue ([`app::run_embed_dead_letters`]).
+//! - `MEMSHADOW_BACKUPS` (R2 bucket): [`blob::R2Blob`], the SDAP backups.
 //! - vars and secrets named like the core's configuration
 //!   (`MEMSHADOW_JWT_PUBLIC_KEYS` as a secret, the rest as `[vars]`), read
 //!   through [`Config::from_lookup`].
@@ -27,22 +32,26 @@
 //! secret put MEMSHADOW_JWT_PUBLIC_KEYS`. `edge-api/CLOUDFLARE.md` has the
 //! exact commands.
 
+mod blob;
 mod clock;
 mod http_client;
 mod kv;
+mod queue;
 mod request;
 mod sql;
 
-use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
+use worker::{Context, Env, MessageBatch, MessageExt, ScheduleContext, ScheduledEvent, event};
 
 use crate::app::{self, Platform};
 use crate::config::{Config, ConfigError};
 use crate::limits::Limits;
 use crate::ports::Clock;
 
+use blob::R2Blob;
 use clock::JsClock;
 use http_client::WorkersFetch;
 use kv::WorkersKv;
+use queue::WorkersQueue;
 use sql::HyperdriveSql;
 
 /// The ports for one invocation. Each request gets its own, so nothing
@@ -52,6 +61,8 @@ struct Ports {
     kv: WorkersKv,
     http: WorkersFetch,
     clock: JsClock,
+    queue: WorkersQueue,
+    blob: R2Blob,
 }
 
 impl Ports {
@@ -61,6 +72,8 @@ impl Ports {
             kv: WorkersKv::new(env.clone()),
             http: WorkersFetch,
             clock: JsClock,
+            queue: WorkersQueue::new(env.clone()),
+            blob: R2Blob::new(env.clone()),
         }
     }
 
@@ -70,6 +83,8 @@ impl Ports {
             kv: &self.kv,
             http: &self.http,
             clock: &self.clock,
+            queue: &self.queue,
+            blob: &self.blob,
         }
     }
 }
@@ -117,4 +132,52 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         }
         Err(e) => app::log(&format!("scheduled {cron}: configuration invalid: {e}")),
     }
+}
+
+/// Name of the dead-letter queue in `wrangler.toml`: its batches re-drive
+/// rows instead of embedding them.
+const DEAD_LETTER_QUEUE: &str = "memshadow-embed-dlq";
+/// Seconds a retried message waits: the pool was down.
+const RETRY_DELAY_SECONDS: u32 = 30;
+
+/// The consumer of the embedding queue and of its dead-letter queue. Each
+/// message body is one memory id; the core says which to acknowledge and
+/// which to retry (a retried message reaches the dead-letter queue after
+/// `max_retries`).
+#[event(queue)]
+async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
+    let cfg = match load_config(&env) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            app::log(&format!("queue: configuration invalid: {e}"));
+            batch.retry_all();
+            return Ok(());
+        }
+    };
+    let mut messages = Vec::new();
+    for raw in batch.raw_iter() {
+        match raw.body().as_string() {
+            Some(id) => messages.push((id, raw)),
+            // Not ours to understand: acknowledged, so it is not redelivered.
+            None => raw.ack(),
+        }
+    }
+    let ids: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
+    let ports = Ports::new(&env);
+    let outcome = if batch.queue() == DEAD_LETTER_QUEUE {
+        app::run_embed_dead_letters(&ports.platform(), &cfg, ids).await
+    } else {
+        app::run_embed_queue(&ports.platform(), &cfg, ids).await
+    };
+    let delay = worker::QueueRetryOptionsBuilder::new()
+        .with_delay_seconds(RETRY_DELAY_SECONDS)
+        .build();
+    for (id, raw) in &messages {
+        if outcome.retry.contains(id) {
+            raw.retry_with_options(&delay);
+        } else {
+            raw.ack();
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use super::{FilterBody, MemoryService, build_filters, has_nul, invalid};
 use crate::errors::{ApiError, ErrorCode};
 use crate::limits::Limits;
 use crate::repositories::memories::{Hit, MemoryRow};
+use crate::repositories::retrieval::Query as RetrievalQuery;
 use crate::services::embedding::to_pgvector;
 
 /// Body of `POST /memory/retrieve`. Paging is not here: `limit` and
@@ -189,29 +190,16 @@ impl MemoryService<'_> {
             (m, _) => m,
         };
         // A NULL text makes the full-text branch empty.
-        let text = (mode != RetrieveMode::Vector).then_some(query);
-        // Each branch must reach past the requested page for fusion to be
-        // stable across pages; a floor keeps fusion meaningful on page one.
-        let candidates = (page.offset + page.limit).max(50);
+        let search = RetrievalQuery {
+            vector,
+            model: &self.ctx.cfg.embedding_model,
+            text: (mode != RetrieveMode::Vector).then_some(query),
+        };
         let hits: Vec<Hit> = self
             .repo()
-            .retrieve(
-                &self.user,
-                &now,
-                &filters,
-                vector,
-                &self.ctx.cfg.embedding_model,
-                text,
-                candidates,
-                page.limit,
-                page.offset,
-            )
+            .retrieve(&self.user, &now, &filters, &search, page.limit, page.offset)
             .await?;
-        let ids: Vec<&str> = hits.iter().map(|h| h.memory.id.as_str()).collect();
-        if let Err(e) = self.repo().touch(&self.user, &now, &ids).await {
-            // Statistics are best effort: never fail a retrieval over them.
-            self.ctx.log(&format!("access stats not updated: {e}"));
-        }
+        // The retrieve statement itself recorded the hits (access_stats).
         Ok(Retrieved {
             hits: hits.into_iter().map(HitView::from).collect(),
             mode,

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Retrieval quality harness (bench/quality, issue 11) against a running stack
+# (scripts/stack.sh up): loads BEIR SciFact and LoCoMo through the API, waits
+# for every embedding, asks every question in each retrieve mode and scores
+# them beside BM25 (bm25s) and exact cosine over onnxruntime embeddings.
+#
+#   scripts/quality.sh            the full run (about 25 minutes on 2 cores);
+#                                 updates BENCHMARKS.md and bench/quality/results.json
+#   scripts/quality.sh --smoke    a few hundred documents, checked (CI; ~2 minutes)
+#
+# MEMSHADOW_EVAL_DATA: the evaluation data [../shared/data from the repository root].
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$REPO_ROOT"
+
+# Beside the checkout, where the evaluation data is shared; CI's clean clone
+# may live elsewhere, so the shared folder's usual place is tried second.
+DATA="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
+[ -d "$DATA/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || DATA=/work/shared/data
+[ -d "$DATA/scifact" ] && [ -d "$DATA/locomo" ] || {
+  echo "quality: evaluation data not found in $DATA (set MEMSHADOW_EVAL_DATA)" >&2
+  exit 1
+}
+export MEMSHADOW_API_URL="${MEMSHADOW_API_URL:-http://127.0.0.1:$MEMSHADOW_API_PORT}"
+PY="$MEMSHADOW_VENV/bin/python"
+
+# The metric functions' worked example first: a wrong metric fails fast.
+"$PY" -m unittest discover -s bench/quality -p 'test_*.py'
+
+cargo build -q --release -p edge-api --features native --bin explain-retrieve --bin mint-token
+
+common=(
+  --data "$DATA"
+  --mint-token "$CARGO_TARGET_DIR/release/mint-token"
+  --keys "$MEMSHADOW_DATA/dev-keys"
+  --model-dir "$MEMSHADOW_MODEL_DIR"
+  --manifest embed-wasm/model-manifest.json
+  --cache "$MEMSHADOW_DATA/quality"
+  --explain "$CARGO_TARGET_DIR/release/explain-retrieve"
+)
+if [ "${1:-}" = "--smoke" ]; then
+  exec "$PY" bench/quality/run.py --smoke --check --cleanup "${common[@]}" \
+    --out "$MEMSHADOW_DATA/quality/smoke.json"
+fi
+exec "$PY" bench/quality/run.py "${common[@]}" "$@" \
+  --out bench/quality/results.json \
+  --rankings "$MEMSHADOW_DATA/quality/rankings.json" \
+  --benchmarks BENCHMARKS.md \
+  --command "scripts/stack.sh up && scripts/quality.sh"

@@ -1,0 +1,320 @@
+//! SDAP backups end to end: the real Worker's daily trigger
+//! (`/__scheduled?cron=0+3+*+*+*`) exports to miniflare's local R2 bucket;
+//! the objects are fetched with `wrangler r2 object get`, restored with the
+//! `sdap` tool into a fresh database, compared row by row with the source,
+//! and a second Worker on the restored database signs the user in and
+//! retrieves the memory. No stored object holds a memory text or an email.
+//!
+//! Needs the stack (scripts/stack.sh up: its backup keys in
+//! .data/backup-keys, the `sdap` and `migrate` binaries) and the superuser
+//! URL in MEMSHADOW_ADMIN_DATABASE_URL.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use memshadow_e2e::{Client, api_url, dev_keys_dir, eventually, repo_root, wrangler::Worker};
+use serde_json::{Value, json};
+use tokio_postgres::NoTls;
+
+fn data_dir() -> PathBuf {
+    std::env::var("MEMSHADOW_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".data"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/memshadow/target")
+        })
+}
+
+fn admin_url() -> String {
+    std::env::var("MEMSHADOW_ADMIN_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/memshadow".into())
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    let cut = url.rfind('/').unwrap_or(url.len());
+    format!("{}/{db}", &url[..cut])
+}
+
+fn api_port() -> u16 {
+    api_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or(8787)
+}
+
+/// Where wrangler dev keeps this stack's local state (scripts/stack.sh).
+fn persist_dir() -> PathBuf {
+    data_dir()
+        .join(format!("run-{}", api_port()))
+        .join("wrangler")
+}
+
+fn run_sql(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (c, conn) = tokio_postgres::connect(url, NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach Postgres at {url}: {e}"));
+        tokio::spawn(conn);
+        let rows = c.simple_query(sql).await.expect("query");
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// `wrangler r2 object get` from the stack's local bucket into `dest`.
+fn r2_get(key: &str, dest: &Path) {
+    std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+    let node_dir = std::env::var("MEMSHADOW_NODE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/memshadow/npm",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let out = Command::new("node")
+        .arg(format!("{node_dir}/node_modules/wrangler/bin/wrangler.js"))
+        .args(["r2", "object", "get"])
+        .arg(format!("memshadow-backups/{key}"))
+        .arg("--local")
+        .arg("--persist-to")
+        .arg(persist_dir())
+        .arg("--file")
+        .arg(dest)
+        .current_dir(repo_root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .output()
+        .expect("run wrangler");
+    assert!(
+        out.status.success() && dest.is_file(),
+        "wrangler r2 object get {key} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn sdap(args: &[&str]) -> String {
+    let out = Command::new(target_dir().join("release/sdap"))
+        .args(args)
+        .output()
+        .expect("run sdap (scripts/stack.sh build builds it)");
+    assert!(
+        out.status.success(),
+        "sdap {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+fn login(base: &str, username: &str, password: &str) -> String {
+    let r = Client::anonymous(base)
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": username, "password": password}),
+        )
+        .expect(200);
+    r.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+#[test]
+fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
+    let base = api_url();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    let username = format!("bk{}", &tag[..12]);
+    let email = format!("{username}@backup.example");
+    let password = format!("correct horse {tag}");
+    Client::anonymous(&base)
+        .post(
+            "/api/v1/auth/register",
+            &json!({"email": email, "username": username, "password": password}),
+        )
+        .expect(200);
+    let token = login(&base, &username, &password);
+    let me = Client::anonymous(&base).with_token(&token);
+    let secret = format!("the lighthouse key is under the blue stone {tag}");
+    let stored = me.ingest(
+        &secret,
+        json!({"tags": ["backup"], "metadata": {"e2e": true}}),
+    );
+    let memory_id = stored["id"].as_str().expect("id").to_string();
+
+    // The daily trigger; the outcome shows in /ready.
+    let before = Client::anonymous(&base).get("/ready").json();
+    Client::anonymous(&base)
+        .get("/__scheduled?cron=0+3+*+*+*")
+        .expect(200);
+    let outcome = eventually(Duration::from_secs(60), || {
+        let ready: Value = Client::anonymous(&base).get("/ready").json();
+        let done = ready["backup"]["last_success"].clone();
+        (done != before["backup"]["last_success"] && done.is_object()).then_some(done)
+    })
+    .expect("a new successful backup in /ready");
+    let backup_id = outcome["backup_id"]
+        .as_str()
+        .expect("backup_id")
+        .to_string();
+
+    // Fetch the backup out of the local R2 bucket.
+    let store = std::env::temp_dir().join(format!("memshadow-backup-e2e-{tag}"));
+    let folder = format!("backups/{backup_id}");
+    for name in ["manifest.json", "manifest.sig"] {
+        r2_get(&format!("{folder}/{name}"), &store.join(&folder).join(name));
+    }
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(store.join(&folder).join("manifest.json")).expect("manifest"),
+    )
+    .expect("manifest json");
+    for c in manifest["chunks"].as_array().expect("chunks") {
+        let name = c["object"].as_str().expect("object");
+        r2_get(&format!("{folder}/{name}"), &store.join(&folder).join(name));
+    }
+
+    // Restore into a fresh, migrated database.
+    let keys = data_dir().join("backup-keys");
+    let db = format!("restored_{}", &tag[..12]);
+    run_sql(&admin_url(), &format!("CREATE DATABASE {db}"));
+    let restored_admin = with_db(&admin_url(), &db);
+    let migrated = Command::new(target_dir().join("release/migrate"))
+        .arg(&restored_admin)
+        .status()
+        .expect("run migrate");
+    assert!(migrated.success());
+    let out = sdap(&[
+        "restore",
+        "--from",
+        store.to_str().expect("utf-8"),
+        "--backup",
+        &backup_id,
+        "--identity",
+        keys.join("identity.txt").to_str().expect("utf-8"),
+        "--trusted-key",
+        keys.join("signing-key.pub").to_str().expect("utf-8"),
+        "--database",
+        &restored_admin,
+    ]);
+    assert!(out.contains("row counts and content hashes match"), "{out}");
+
+    // Our rows are identical in the source and the restored database.
+    let pick = |table: &str, key: &str, value: &str| {
+        let t = sdap::tables::table(table).expect("table");
+        format!(
+            "SELECT {} FROM {table} WHERE {key}::text = '{value}'",
+            t.columns
+                .iter()
+                .map(|c| c.select)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let user_id = run_sql(
+        &admin_url(),
+        &format!("SELECT id::text FROM users WHERE username = '{username}'"),
+    )[0][0]
+        .clone()
+        .expect("user id");
+    for (table, key, value) in [
+        ("users", "id", user_id.as_str()),
+        ("memories", "id", memory_id.as_str()),
+        ("refresh_tokens", "user_id", user_id.as_str()),
+    ] {
+        let a = run_sql(&admin_url(), &pick(table, key, value));
+        let b = run_sql(&restored_admin, &pick(table, key, value));
+        assert!(!a.is_empty(), "{table} has our row in the source");
+        assert_eq!(a, b, "{table} differs after restore");
+    }
+
+    // Nothing in the local bucket is plaintext.
+    let mut files = Vec::new();
+    files_under(&persist_dir(), &mut files);
+    let r2_files: Vec<&PathBuf> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("r2"))
+        .collect();
+    assert!(
+        !r2_files.is_empty(),
+        "no local R2 files under {}",
+        persist_dir().display()
+    );
+    for f in r2_files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(&secret),
+            "{} holds a memory in plaintext",
+            f.display()
+        );
+        assert!(
+            !text.contains(&email),
+            "{} holds an email in plaintext",
+            f.display()
+        );
+    }
+
+    // A Worker on the restored database: sign in with the password, retrieve.
+    let signing_pem = std::fs::read_to_string(dev_keys_dir().join("private.pem")).expect("dev key");
+    let restored_app = with_db(
+        &std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+            "postgres://memshadow_app:memshadow_app@127.0.0.1:54329/memshadow".into()
+        }),
+        &db,
+    );
+    let worker = Worker::start(
+        api_port() + 11,
+        &[
+            ("MEMSHADOW_DEV_DATABASE_URL", restored_app.as_str()),
+            (
+                "MEMSHADOW_JWT_SIGNING_KEY",
+                &signing_pem.replace('\n', "\\n"),
+            ),
+            ("MEMSHADOW_EMBEDDING_URL", &memshadow_e2e::pool_url()),
+        ],
+    );
+    let token = login(&worker.url(), &username, &password);
+    let found = Client::anonymous(&worker.url())
+        .with_token(&token)
+        .post(
+            "/api/v1/memory/retrieve?limit=5",
+            &json!({"query": "where is the lighthouse key?"}),
+        )
+        .expect(200)
+        .json();
+    assert!(found.to_string().contains(&secret), "{found}");
+    drop(worker);
+    run_sql(
+        &admin_url(),
+        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+    );
+    let _ = std::fs::remove_dir_all(&store);
+}
