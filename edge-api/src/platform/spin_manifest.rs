@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 
+use crate::backup_config;
 use crate::config::tests::TEST_JWKS;
 use crate::config::{Config, JWT_PUBLIC_KEYS};
 
@@ -15,14 +16,21 @@ const MANIFEST: &str = include_str!("../../../spin.toml");
 const ADAPTER_VARIABLES: &[&str] = &["MEMSHADOW_DATABASE_URL", "MEMSHADOW_SCHEDULED_SECRET"];
 
 /// Every name `Config::from_lookup` asks for when the configuration is
-/// valid (a valid configuration reads every variable).
+/// valid and backups are on (then it reads every variable: with backups
+/// off it stops before their retention and webhook settings).
 fn core_variables() -> Vec<String> {
     let asked = RefCell::new(Vec::new());
-    Config::from_lookup(|name| {
+    let mut given = backup_config::tests::valid_keys();
+    given.push((JWT_PUBLIC_KEYS.to_string(), TEST_JWKS.to_string()));
+    let cfg = Config::from_lookup(|name| {
         asked.borrow_mut().push(name.to_string());
-        (name == JWT_PUBLIC_KEYS).then(|| TEST_JWKS.to_string())
+        given
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     })
-    .expect("the defaults and the test JWKS form a valid configuration");
+    .expect("the defaults, the test JWKS and backup keys form a valid configuration");
+    assert!(cfg.backup.is_some(), "backups should be on");
     asked.into_inner()
 }
 

@@ -10,8 +10,15 @@
 //!   ([`kv::SpinKv`], the embedding cache; TTL kept by the adapter).
 //! - Variables: `spin:variables@3.0.0`, one per setting of the core under its
 //!   lower-cased name ([`variables`]).
-//! - Outbound HTTP: `wasi:http@0.3` to the embedding pool
-//!   ([`http_client::SpinHttp`]).
+//! - Key-value store `backups`: the SDAP backups' objects
+//!   ([`blob::SpinBlob`]; Spin has no object storage).
+//! - Outbound HTTP: `wasi:http@0.3` to the embedding pool and the backup
+//!   webhook ([`http_client::SpinHttp`]).
+//!
+//! Queue: Spin has none; [`queue::NoQueue`] refuses every send, so the rows
+//! ingest stores stay pending and the scheduled reconcile embeds them (the
+//! core's path for any failed enqueue). There is no queue consumer or
+//! dead-letter entry point here: the reconcile also revives failed rows.
 //!
 //! Scheduled jobs: Spin has no cron event for HTTP components, so the
 //! core's [`app::run_scheduled`] is reached through `POST
@@ -20,14 +27,18 @@
 //! Kubernetes CronJob on SpinKube, any scheduler elsewhere) or the local
 //! runtime's timer (`wasm-host serve`) calls it. Without the variable the
 //! route does not exist (404 like any unknown path); a wrong secret gets the
-//! same 404, and the log says why.
+//! same 404, and the log says why. `?cron=0+3+*+*+*` starts the daily
+//! backup, as the Worker's second Cron Trigger does; every other call runs
+//! the embedding/purge job and resumes a backup cut short.
 //!
 //! Build: `cargo build -p edge-api --no-default-features --features spin
 //! --target wasm32-wasip2 --release` (what `spin build` runs).
 
+mod blob;
 mod clock;
 mod http_client;
 mod kv;
+mod queue;
 mod request;
 mod sql;
 mod variables;
@@ -41,9 +52,11 @@ use crate::app::{self, Platform};
 use crate::limits::Limits;
 use crate::ports::Clock;
 
+use blob::SpinBlob;
 use clock::SystemClock;
 use http_client::SpinHttp;
 use kv::SpinKv;
+use queue::NoQueue;
 use sql::SpinSql;
 
 /// Variable holding the Postgres URL for `spin:postgres` (a secret: it
@@ -68,6 +81,8 @@ struct Ports {
     kv: SpinKv,
     http: SpinHttp,
     clock: SystemClock,
+    queue: NoQueue,
+    blob: SpinBlob,
 }
 
 impl Ports {
@@ -77,6 +92,8 @@ impl Ports {
             kv: SpinKv,
             http: SpinHttp,
             clock: SystemClock,
+            queue: NoQueue,
+            blob: SpinBlob,
         }
     }
 
@@ -86,6 +103,8 @@ impl Ports {
             kv: &self.kv,
             http: &self.http,
             clock: &self.clock,
+            queue: &self.queue,
+            blob: &self.blob,
         }
     }
 }
