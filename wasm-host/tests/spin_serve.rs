@@ -3,7 +3,9 @@
 //! spin:postgres and the adapter's transaction), an unreachable database
 //! answering 503 through /ready, and a configuration without its JWKS
 //! answering 503 `misconfigured`, and a request that outgrows the memory
-//! limit failing alone (the next request gets a fresh instance).
+//! limit failing alone (the next request gets a fresh instance), and the
+//! daily SDAP backup written to the key-value store `backups` (the Spin
+//! adapter's Blob), read back, and deleted again by retention.
 //!
 //! Needs the component (`scripts/build-spin.sh`) and a migrated Postgres at
 //! `DATABASE_URL` (`scripts/pg.sh start`; `scripts/env.sh` sets the URL);
@@ -224,5 +226,120 @@ async fn a_request_over_the_memory_limit_fails_alone() {
     assert_eq!(
         status, 200,
         "the next request runs in a fresh instance: {body}"
+    );
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a postgres URL has a path");
+    format!("{base}/{db}")
+}
+
+/// The backup test's own database, so its runs and retention never touch
+/// the backup bookkeeping of the shared `memshadow` database (a stack's
+/// Worker may be backing it up to R2 at the same time). Created and
+/// migrated when missing; returns its URL as the application role.
+async fn backup_database() -> String {
+    const DB: &str = "memshadow_spin_backup";
+    let admin = std::env::var("MEMSHADOW_ADMIN_DATABASE_URL")
+        .expect("MEMSHADOW_ADMIN_DATABASE_URL names the superuser URL (source scripts/env.sh)");
+    let server = edge_api::platform::native::connect_client(&with_database(&admin, "postgres"))
+        .await
+        .expect("connect as the superuser (scripts/pg.sh start)");
+    let exists = server
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DB])
+        .await
+        .expect("look up the database")
+        .is_some();
+    if !exists
+        && let Err(e) = server.batch_execute(&format!("CREATE DATABASE {DB}")).await
+        && e.code() != Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE)
+    {
+        panic!("create {DB}: {e}");
+    }
+    let mut client = edge_api::platform::native::connect_client(&with_database(&admin, DB))
+        .await
+        .expect("connect to the backup test's database");
+    edge_api::platform::migrate::migrate(&mut client, "memshadow_app")
+        .await
+        .expect("migrate the backup test's database");
+    with_database(&database_url(), DB)
+}
+
+/// Where `wasm-host serve` keeps `key` of store `label` (files named by the
+/// key's hex, src/spin/kv.rs).
+fn kv_file(data: &tempdir::Dir, label: &str, key: &str) -> PathBuf {
+    data.path.join(label).join(hex::encode(key))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_backup_goes_to_the_backups_store_and_retention_deletes_from_it() {
+    let url = backup_database().await;
+    let data = tempdir::Dir::new("backup");
+    let mut rng = rand_core::OsRng;
+    let identity = sdap::age::Identity::generate(&mut rng).expect("age identity");
+    let signer = sdap::manifest::ManifestSigner::generate(&mut rng).expect("signing key");
+    let mut opts = options(&url, true, &data);
+    opts.variables.extend([
+        format!(
+            "memshadow_backup_recipients={}",
+            identity.recipient().to_bech32()
+        ),
+        format!(
+            "memshadow_backup_signing_key={}",
+            signer.to_base64().as_str()
+        ),
+        // Keep only today's newest: the second backup retires the first.
+        "memshadow_backup_keep_daily=1".to_string(),
+        "memshadow_backup_keep_weekly=0".to_string(),
+    ]);
+    let server = Server::new(opts).expect("server starts");
+
+    let mut ids = Vec::new();
+    for run in 0..2 {
+        if run > 0 {
+            // Backup ids name the second they started.
+            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        }
+        let (status, body) = call(
+            &server,
+            "POST",
+            "/__memshadow/scheduled?cron=0+3+*+*+*",
+            Some(SECRET),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let backup = &body["backup"];
+        assert_eq!(backup["status"], "done", "{body}");
+        let id = backup["backup_id"]
+            .as_str()
+            .expect("a backup id")
+            .to_string();
+        // Written (and read back by the core) through spin:key-value.
+        for name in ["manifest.json", "manifest.sig"] {
+            let key = format!("backups/{id}/{name}");
+            assert!(
+                kv_file(&data, "backups", &key).is_file(),
+                "{key} is in the backups store"
+            );
+        }
+        ids.push((id, body));
+    }
+    let (first, _) = &ids[0];
+    let (_, second) = &ids[1];
+    let deleted: Vec<&str> = second["backup"]["deleted"]
+        .as_array()
+        .expect("deleted is a list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        deleted.contains(&first.as_str()),
+        "retention retired the first backup: {second}"
+    );
+    let manifest = format!("backups/{first}/manifest.json");
+    assert!(
+        !kv_file(&data, "backups", &manifest).exists(),
+        "its objects are gone from the store (listed and deleted there)"
     );
 }
