@@ -44,8 +44,11 @@ echo "== node"
 node --test scripts/node/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
 
 # The same end-to-end suites against the Spin build: MEMSHADOW_API_URL is the
-# one switch. pool_outage.rs stays Worker-only (it starts a second Worker
-# and drives wrangler's /__scheduled).
+# one switch. The rest stay Worker-only: pool_outage.rs starts a second
+# Worker and drives wrangler's /__scheduled, backup.rs reads the Worker's R2
+# bucket (the stack's Spin build runs no backups; wasm-host's spin_serve.rs
+# covers Spin's), ingest_to_searchable.rs counts on the queue consumer (Spin
+# has no queue), and concurrency.rs is the Worker's (Hyperdrive) load case.
 SPIN_URL="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
 echo "== end-to-end runtime: Spin build (wasm-host serve) at $SPIN_URL"
 MEMSHADOW_API_URL="$SPIN_URL" cargo test --release --no-fail-fast -p memshadow-e2e \
