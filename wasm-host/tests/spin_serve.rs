@@ -266,10 +266,11 @@ async fn backup_database() -> String {
     with_database(&database_url(), DB)
 }
 
-/// Where `wasm-host serve` keeps `key` of store `label` (files named by the
-/// key's hex, src/spin/kv.rs).
+/// Where `wasm-host serve` keeps `key` of store `label`: under `kv/` in its
+/// data directory, one directory per store, files named by the key's hex
+/// (src/spin/server.rs, src/spin/kv.rs).
 fn kv_file(data: &tempdir::Dir, label: &str, key: &str) -> PathBuf {
-    data.path.join(label).join(hex::encode(key))
+    data.path.join("kv").join(label).join(hex::encode(key))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
