@@ -13,32 +13,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use memshadow_e2e::database::{FreshDatabase, admin_url, run_sql, target_dir};
 use memshadow_e2e::{Client, api_url, dev_keys_dir, eventually, repo_root, wrangler::Worker};
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
 
 fn data_dir() -> PathBuf {
     std::env::var("MEMSHADOW_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".data"))
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/memshadow/target")
-        })
-}
-
-fn admin_url() -> String {
-    std::env::var("MEMSHADOW_ADMIN_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:54329/memshadow".into())
-}
-
-fn with_db(url: &str, db: &str) -> String {
-    let cut = url.rfind('/').unwrap_or(url.len());
-    format!("{}/{db}", &url[..cut])
 }
 
 fn api_port() -> u16 {
@@ -54,28 +36,6 @@ fn persist_dir() -> PathBuf {
     data_dir()
         .join(format!("run-{}", api_port()))
         .join("wrangler")
-}
-
-fn run_sql(url: &str, sql: &str) -> Vec<Vec<Option<String>>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (c, conn) = tokio_postgres::connect(url, NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach Postgres at {url}: {e}"));
-        tokio::spawn(conn);
-        let rows = c.simple_query(sql).await.expect("query");
-        rows.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                }
-                _ => None,
-            })
-            .collect()
-    })
 }
 
 /// `wrangler r2 object get` from the stack's local bucket into `dest`.
@@ -203,14 +163,8 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
 
     // Restore into a fresh, migrated database.
     let keys = data_dir().join("backup-keys");
-    let db = format!("restored_{}", &tag[..12]);
-    run_sql(&admin_url(), &format!("CREATE DATABASE {db}"));
-    let restored_admin = with_db(&admin_url(), &db);
-    let migrated = Command::new(target_dir().join("release/migrate"))
-        .arg(&restored_admin)
-        .status()
-        .expect("run migrate");
-    assert!(migrated.success());
+    let restored = FreshDatabase::create(&format!("restored_{}", &tag[..12]));
+    let restored_admin = restored.admin_url();
     let out = sdap(&[
         "restore",
         "--from",
@@ -284,12 +238,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
 
     // A Worker on the restored database: sign in with the password, retrieve.
     let signing_pem = std::fs::read_to_string(dev_keys_dir().join("private.pem")).expect("dev key");
-    let restored_app = with_db(
-        &std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            "postgres://memshadow_app:memshadow_app@127.0.0.1:54329/memshadow".into()
-        }),
-        &db,
-    );
+    let restored_app = restored.app_url();
     let worker = Worker::start(
         api_port() + 11,
         &[
@@ -312,9 +261,6 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         .json();
     assert!(found.to_string().contains(&secret), "{found}");
     drop(worker);
-    run_sql(
-        &admin_url(),
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    );
+    drop(restored);
     let _ = std::fs::remove_dir_all(&store);
 }

@@ -1,6 +1,6 @@
 //! End-to-end: an embedding-pool outage during ingest loses nothing. A second
-//! real Worker is wired to the real pool through a forwarder the test
-//! switches off; ingest answers 200 with the row pending, retrieval
+//! real Worker, on a database of its own, is wired to the real pool through
+//! a forwarder the test switches off; ingest answers 200 with the row pending, retrieval
 //! falls back to full text, and once the pool is back the local stack's
 //! timer (scripts/scheduler.sh, the same script `scripts/stack.sh up`
 //! starts, here pointed at the second Worker) embeds every pending row with
@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use memshadow_e2e::database::FreshDatabase;
 use memshadow_e2e::proxy::ToggleProxy;
 use memshadow_e2e::wrangler::{Scheduler, Worker};
 use memshadow_e2e::{Client, DevSigner, eventually, pool_url};
@@ -28,9 +29,14 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(8787);
+    // A database of its own: the stack's own scheduled job embeds every
+    // user's due rows through the real pool, which would embed ours while
+    // "the pool is down" for this Worker.
+    let db = FreshDatabase::create(&format!("pool_outage_{}", std::process::id()));
     let worker = Worker::start(
         api_port + 7,
         &[
+            ("MEMSHADOW_DEV_DATABASE_URL", &db.app_url()),
             ("MEMSHADOW_EMBEDDING_URL", &proxy.url()),
             ("MEMSHADOW_EMBED_TIMEOUT_MS", "2000"),
         ],

@@ -127,9 +127,12 @@ class Api:
         self.request("GET", "/__scheduled?cron=*%2F5+*+*+*+*")
 
     def wait_embedded(self, users, log, poll_s=5.0, drive=True):
-        """Blocks until no memory of `users` is pending. With `drive`, keeps
-        the scheduled job running (two at a time, one per core: claims skip
-        locked rows) instead of waiting for a timer. Fails on `failed` rows."""
+        """Blocks until no memory of `users` is pending. With `drive`, starts
+        the scheduled job again as soon as a run ends, instead of waiting for
+        the stack's timer. One driver is enough: one run drains at a time
+        (the job's drain lease) with several batches in flight, and a run
+        started beside it leaves the embedding to it. Fails on `failed`
+        rows."""
         stop = threading.Event()
 
         def driver():
@@ -138,9 +141,10 @@ class Api:
                     self.run_scheduled()
                 except ApiError as e:
                     log(f"scheduled run failed: {e}")
-                    time.sleep(2)
+                # A run that found the lease taken returns at once.
+                stop.wait(1.0)
 
-        threads = [threading.Thread(target=driver, daemon=True) for _ in range(2 if drive else 0)]
+        threads = [threading.Thread(target=driver, daemon=True) for _ in range(1 if drive else 0)]
         for t in threads:
             t.start()
         started = time.time()

@@ -24,6 +24,7 @@ pub const EMBED_MAX_ATTEMPTS: &str = "MEMSHADOW_EMBED_MAX_ATTEMPTS";
 pub const EMBED_BATCH_SIZE: &str = "MEMSHADOW_EMBED_BATCH_SIZE";
 pub const EMBED_JOB_BUDGET_MS: &str = "MEMSHADOW_EMBED_JOB_BUDGET_MS";
 pub const EMBED_JOB_CONCURRENCY: &str = "MEMSHADOW_EMBED_JOB_CONCURRENCY";
+pub const INLINE_EMBED_MAX_TEXTS: &str = "MEMSHADOW_INLINE_EMBED_MAX_TEXTS";
 pub const MAX_BODY_BYTES: &str = "MEMSHADOW_MAX_BODY_BYTES";
 pub const MAX_CONTENT_BYTES: &str = "MEMSHADOW_MAX_CONTENT_BYTES";
 pub const MAX_METADATA_BYTES: &str = "MEMSHADOW_MAX_METADATA_BYTES";
@@ -178,6 +179,13 @@ pub struct Config {
     /// Batches the scheduled job keeps in flight at once, so every pool
     /// instance stays busy while vectors are written back.
     pub embed_job_concurrency: usize,
+    /// The most new texts a batch ingest embeds inline; a larger batch is
+    /// stored pending and embedded in the background. A batch the pool
+    /// cannot embed within the inline budget only times out, and the pool
+    /// computes it anyway: work thrown away while the background job embeds
+    /// the same texts again (measured: the pipeline reached 60 % of the
+    /// pool's raw throughput with inline attempts on batches of 100).
+    pub inline_embed_max_texts: usize,
     pub limits: Limits,
     pub auth: AuthConfig,
     /// The scheduled SDAP backup; None when not configured.
@@ -262,6 +270,7 @@ impl Config {
             embed_batch_size: num(&get, EMBED_BATCH_SIZE, 32, 1, 256)?,
             embed_job_budget_ms: num(&get, EMBED_JOB_BUDGET_MS, 240_000, 1_000, 900_000)?,
             embed_job_concurrency: num(&get, EMBED_JOB_CONCURRENCY, 2, 1, 16)?,
+            inline_embed_max_texts: num(&get, INLINE_EMBED_MAX_TEXTS, 32, 0, 1000)?,
             limits,
         })
     }

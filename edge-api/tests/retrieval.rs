@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 async fn batch(h: &Harness, u: Uuid, contents: &[String]) {
-    for chunk in contents.chunks(100) {
+    // At most 32 per batch: larger batches are embedded in the background
+    // (MEMSHADOW_INLINE_EMBED_MAX_TEXTS), and these tests need vectors now.
+    for chunk in contents.chunks(32) {
         let items: Vec<Value> = chunk.iter().map(|c| json!({"content": c})).collect();
         let (s, r) = h
             .call(

@@ -39,6 +39,25 @@ async fn status(h: &Harness, u: uuid::Uuid, id: &str) -> (String, i64) {
     )
 }
 
+/// Stores `contents` as `u`'s memories (batches of 100) while the pool is
+/// down, so every row is pending and due; the pool is up again after.
+async fn store_pending(h: &Harness, u: uuid::Uuid, contents: impl Iterator<Item = String>) {
+    h.embedder.mode.set(EmbedMode::Down);
+    let items: Vec<Value> = contents.map(|c| json!({"content": c})).collect();
+    for chunk in items.chunks(100) {
+        let (s, r) = h
+            .call(
+                "POST",
+                "/api/v1/memory/batch",
+                Some(u),
+                Some(json!({"items": chunk})),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    h.embedder.mode.set(EmbedMode::Up);
+}
+
 #[tokio::test]
 async fn pending_rows_become_ready() {
     let _g = SERIAL.lock().await;
@@ -250,18 +269,7 @@ async fn the_call_budget_fits_the_batch() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    h.embedder.mode.set(EmbedMode::Down);
-    let items: Vec<Value> = (0..40)
-        .map(|i| json!({"content": format!("budget row {i}")}))
-        .collect();
-    h.call(
-        "POST",
-        "/api/v1/memory/batch",
-        Some(u),
-        Some(json!({"items": items})),
-    )
-    .await;
-    h.embedder.mode.set(EmbedMode::Up);
+    store_pending(&h, u, (0..40).map(|i| format!("budget row {i}"))).await;
     h.embedder.budgets.borrow_mut().clear();
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.embedded >= 40, "{r:?}");
@@ -269,9 +277,76 @@ async fn the_call_budget_fits_the_batch() {
     assert!(!budgets.is_empty());
     for (texts, timeout_ms) in budgets {
         assert!(texts <= h.cfg.embed_batch_size);
-        assert_eq!(timeout_ms, call_budget_ms(texts));
+        // Budgeted for every lane's texts: the lanes share the pool.
+        assert_eq!(
+            timeout_ms,
+            call_budget_ms(texts * h.cfg.embed_job_concurrency)
+        );
         assert!(timeout_ms >= 1_000 * texts as u64 + h.cfg.embed_timeout_ms);
     }
+    h.cleanup(u).await;
+}
+
+/// While one run holds the drain lease, another leaves the embedding to
+/// it; a lease whose holder died runs out and the next run drains.
+#[tokio::test]
+async fn a_run_leaves_the_drain_to_the_lease_holder_until_its_lease_runs_out() {
+    let _g = SERIAL.lock().await;
+    let h = Harness::new().await;
+    let u = random_uuid();
+    h.embedder.mode.set(EmbedMode::Down);
+    let (_, m) = h.ingest(u, json!({"content": "waits for the lease"})).await;
+    let id = m["id"].as_str().expect("id").to_string();
+    h.embedder.mode.set(EmbedMode::Up);
+
+    // A run that "died" holding the lease.
+    let jobs = EmbeddingJobs { sql: &h.sql };
+    let now = h.now_rfc3339(0);
+    assert!(
+        jobs.take_drain_lease("a-run-that-died", &now, 600)
+            .await
+            .expect("lease")
+    );
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(r.drain_skipped, "{r:?}");
+    assert_eq!(r.claimed, 0, "{r:?}");
+    assert_eq!(status(&h, u, &id).await.0, "pending");
+
+    h.advance(601_000);
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(!r.drain_skipped, "{r:?}");
+    assert_eq!(status(&h, u, &id).await.0, "ready");
+    // Returned at the end: the next run drains at once.
+    let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
+    assert!(!r.drain_skipped, "{r:?}");
+    h.cleanup(u).await;
+}
+
+/// Two runs started together: exactly one drains, and every row is embedded
+/// once.
+#[tokio::test]
+async fn overlapping_runs_drain_once() {
+    let _g = SERIAL.lock().await;
+    let h = Harness::new().await;
+    let u = random_uuid();
+    store_pending(&h, u, (0..50).map(|i| format!("overlap row {i}"))).await;
+    let p = h.platform();
+    let (a, b) = tokio::join!(
+        run_scheduled(&p, &h.cfg, "a"),
+        run_scheduled(&p, &h.cfg, "b")
+    );
+    assert!(a.drain_skipped != b.drain_skipped, "{a:?} {b:?}");
+    assert!(a.embedded + b.embedded >= 50, "{a:?} {b:?}");
+    let pending = h
+        .sql
+        .query(
+            &SqlScope::User(u.to_string()),
+            "SELECT count(*)::text FROM memories WHERE embedding_status <> 'ready'",
+            &[],
+        )
+        .await
+        .expect("count");
+    assert_eq!(pending[0][0].as_deref(), Some("0"));
     h.cleanup(u).await;
 }
 
@@ -281,22 +356,7 @@ async fn one_run_drains_far_more_than_a_fixed_number_of_batches() {
     let _g = SERIAL.lock().await;
     let h = Harness::new().await;
     let u = random_uuid();
-    h.embedder.mode.set(EmbedMode::Down);
-    for chunk in 0..8 {
-        let items: Vec<Value> = (0..100)
-            .map(|i| json!({"content": format!("bulk memory {chunk}-{i}")}))
-            .collect();
-        let (s, _) = h
-            .call(
-                "POST",
-                "/api/v1/memory/batch",
-                Some(u),
-                Some(json!({"items": items})),
-            )
-            .await;
-        assert_eq!(s, 200);
-    }
-    h.embedder.mode.set(EmbedMode::Up);
+    store_pending(&h, u, (0..800).map(|i| format!("bulk memory {i}"))).await;
     let r = run_scheduled(&h.platform(), &h.cfg, "t").await;
     assert!(r.embedded >= 800, "{r:?}");
     let rows = h

@@ -6,8 +6,12 @@
 //! transaction together with its bookkeeping row, so a failure leaves the
 //! database at the previous version.
 
+use std::future::Future;
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 /// Every migration, in order. A unit test checks this list against the
 /// folder so a new file cannot be forgotten.
@@ -87,7 +91,9 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
         Some(d) => format!("{}: {}", d.code().code(), d.message()),
         None => e.to_string(),
     };
-    ensure_app_role(client, app_password).await.map_err(db)?;
+    on_shared_catalogs(|| ensure_app_role(client, app_password))
+        .await
+        .map_err(db)?;
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ( \
@@ -138,11 +144,48 @@ pub async fn migrate(client: &mut Client, app_password: &str) -> Result<MigrateR
         }
         tx.commit().await.map_err(db)?;
     }
-    client
-        .batch_execute(&app_role_settings())
+    let settings = app_role_settings();
+    on_shared_catalogs(|| client.batch_execute(&settings))
         .await
         .map_err(db)?;
     Ok(report)
+}
+
+/// Runs an idempotent step on the cluster-wide catalogs (roles and their
+/// settings), again when it lost a race.
+///
+/// Roles live outside any one database, so two runners migrating
+/// *different* databases at once (parallel test suites, two stacks on one
+/// server) are not serialised by the `schema_migrations` lock: both update
+/// the role's catalog row and one fails with `tuple concurrently updated`
+/// (XX000), or both create the role and one finds it exists. The step is
+/// idempotent, so the loser simply runs it again.
+async fn on_shared_catalogs<F, Fut>(mut step: F) -> Result<(), tokio_postgres::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    const ATTEMPTS: u64 = 8;
+    let mut attempt = 1;
+    loop {
+        match step().await {
+            Err(e) if attempt < ATTEMPTS && lost_catalog_race(&e) => {
+                tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn lost_catalog_race(e: &tokio_postgres::Error) -> bool {
+    let Some(d) = e.as_db_error() else {
+        return false;
+    };
+    let code = d.code();
+    *code == SqlState::UNIQUE_VIOLATION
+        || *code == SqlState::DUPLICATE_OBJECT
+        || (*code == SqlState::INTERNAL_ERROR && d.message().contains("concurrently updated"))
 }
 
 /// Session defaults of the application role, applied at every login

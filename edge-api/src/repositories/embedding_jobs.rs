@@ -95,6 +95,23 @@ const SET_SETTLED_MODEL: &str = "INSERT INTO embedding_job_state (key, value, up
      VALUES ('settled_model', $1, $2::timestamptz) \
      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at";
 
+/// Takes the drain lease for holder `$1` at `$2` (now), unless another
+/// holder took it less than `$3` seconds ago and has not given it back.
+/// Returns a row only when taken. Two takers at once: the second waits on
+/// the first's row lock, then finds a fresh lease and returns nothing.
+const TAKE_DRAIN_LEASE: &str = "INSERT INTO embedding_job_state (key, value, updated_at) \
+     VALUES ('drain_lease', $1, $2::timestamptz) \
+     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at \
+       WHERE embedding_job_state.value = EXCLUDED.value \
+          OR embedding_job_state.updated_at + make_interval(secs => $3::float8) <= $2::timestamptz \
+     RETURNING key";
+
+/// Gives the drain lease back (only its holder `$1` can): dated so long ago
+/// that the next taker finds it expired. (The application role may not
+/// delete job state, and needs not.)
+const RETURN_DRAIN_LEASE: &str = "UPDATE embedding_job_state SET updated_at = '-infinity' \
+     WHERE key = 'drain_lease' AND value = $1";
+
 /// Deletes the longest-expired rows first (the partial index on
 /// `expires_at` serves the order).
 const PURGE_EXPIRED: &str = "WITH d AS (DELETE FROM memories WHERE id IN (SELECT id FROM memories \
@@ -307,6 +324,28 @@ impl EmbeddingJobs<'_> {
         Ok(())
     }
 
+    /// Takes the single-flight drain lease for `holder` for `ttl_seconds`;
+    /// false when another run holds it.
+    pub async fn take_drain_lease(
+        &self,
+        holder: &str,
+        now: &str,
+        ttl_seconds: u64,
+    ) -> Result<bool, PortError> {
+        let rows = self
+            .system(
+                TAKE_DRAIN_LEASE,
+                &[s(holder), s(now), s(ttl_seconds.to_string())],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    pub async fn return_drain_lease(&self, holder: &str) -> Result<(), PortError> {
+        self.system(RETURN_DRAIN_LEASE, &[s(holder)]).await?;
+        Ok(())
+    }
+
     pub async fn purge_expired(&self, now: &str, max: usize) -> Result<u64, PortError> {
         let rows = self
             .system(PURGE_EXPIRED, &[s(now), s(max.to_string())])
@@ -335,6 +374,8 @@ mod tests {
             ("MARK_STALE_MODEL", MARK_STALE_MODEL, 3),
             ("GET_SETTLED_MODEL", GET_SETTLED_MODEL, 0),
             ("SET_SETTLED_MODEL", SET_SETTLED_MODEL, 2),
+            ("TAKE_DRAIN_LEASE", TAKE_DRAIN_LEASE, 3),
+            ("RETURN_DRAIN_LEASE", RETURN_DRAIN_LEASE, 1),
             ("PURGE_EXPIRED", PURGE_EXPIRED, 2),
         ] {
             uses_every_parameter(name, sql, n);

@@ -29,15 +29,20 @@ const BACKOFF_BASE_SECONDS: u64 = 30;
 const BACKOFF_CAP_SECONDS: u64 = 3600;
 const REVIVE_AFTER_SECONDS: u64 = 24 * 3600;
 
-/// The budget of one background call to the pool for `texts` texts.
-pub fn call_budget_ms(texts: usize) -> u64 {
-    CALL_BASE_MS + CALL_PER_TEXT_MS * texts as u64
+/// The budget of one background call to the pool while `texts_in_flight`
+/// texts are being embedded at once (this call's and those of the other
+/// lanes): the pool spreads concurrent requests over the same instances,
+/// so a call finishes only when the pool has worked through all of them.
+/// Budgeting for this call's texts alone timed out batches of long texts
+/// that the pool was still computing, which were then sent again.
+pub fn call_budget_ms(texts_in_flight: usize) -> u64 {
+    CALL_BASE_MS + CALL_PER_TEXT_MS * texts_in_flight as u64
 }
 
 /// How long a claim holds rows: past the call's budget plus the write-back,
 /// so a live worker never loses its rows to another.
-pub fn lease_seconds(texts: usize) -> u64 {
-    call_budget_ms(texts) / 1000 + 60
+pub fn lease_seconds(texts_in_flight: usize) -> u64 {
+    call_budget_ms(texts_in_flight) / 1000 + 60
 }
 
 pub fn retry_policy(cfg: &Config) -> RetryPolicy {
@@ -74,11 +79,21 @@ pub struct Halt {
 
 pub struct Pipeline<'a> {
     pub ctx: &'a Ctx<'a>,
+    /// Batches this pipeline keeps in flight at once (the job's lanes).
+    pub lanes: usize,
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn new(ctx: &'a Ctx<'a>) -> Self {
-        Self { ctx }
+    pub fn new(ctx: &'a Ctx<'a>, lanes: usize) -> Self {
+        Self {
+            ctx,
+            lanes: lanes.max(1),
+        }
+    }
+
+    /// Texts in flight while each lane sends `texts`.
+    pub fn in_flight(&self, texts: usize) -> usize {
+        texts * self.lanes
     }
 
     pub fn jobs(&self) -> EmbeddingJobs<'a> {
@@ -111,7 +126,7 @@ impl<'a> Pipeline<'a> {
         while let Some(batch) = work.pop() {
             let texts: Vec<&str> = batch.iter().map(|c| c.content.as_str()).collect();
             let answer = embedder
-                .embed_uncached(&texts, call_budget_ms(texts.len()))
+                .embed_uncached(&texts, call_budget_ms(self.in_flight(texts.len())))
                 .await;
             match answer {
                 Ok(vectors) => {

@@ -45,7 +45,9 @@ fn split_valid(ctx: &Ctx<'_>, ids: Vec<String>) -> (Vec<String>, Vec<String>) {
 
 pub async fn consume(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
     let (valid, mut ack) = split_valid(ctx, ids);
-    let p = Pipeline::new(ctx);
+    // One batch at a time per message batch; the queue's own concurrency
+    // setting bounds how many consumers run at once.
+    let p = Pipeline::new(ctx, 1);
     let mut out = QueueOutcome::default();
     let mut halted = false;
     for chunk in valid.chunks(ctx.cfg.embed_batch_size) {
@@ -55,7 +57,7 @@ pub async fn consume(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
         }
         let claimed = match p
             .jobs()
-            .claim_ids(&p.now(), chunk, lease_seconds(chunk.len()))
+            .claim_ids(&p.now(), chunk, lease_seconds(p.in_flight(chunk.len())))
             .await
         {
             Ok(c) => c,
@@ -78,7 +80,7 @@ pub async fn consume(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
 
 pub async fn redrive(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
     let (valid, ack) = split_valid(ctx, ids);
-    let p = Pipeline::new(ctx);
+    let p = Pipeline::new(ctx, 1);
     match p.jobs().mark_due(&p.now(), &valid).await {
         Ok(_) => QueueOutcome {
             ack: ack.into_iter().chain(valid).collect(),

@@ -420,7 +420,13 @@ impl<'a> MemoryService<'a> {
             .iter()
             .map(|(_, p)| p.content.as_str())
             .collect();
-        let vectors = self.try_embed(&texts).await;
+        // Larger batches go straight to the background (see
+        // `Config::inline_embed_max_texts`).
+        let vectors = if texts.len() <= self.ctx.cfg.inline_embed_max_texts {
+            self.try_embed(&texts).await
+        } else {
+            None
+        };
         let model = vectors
             .as_ref()
             .map(|_| self.ctx.cfg.embedding_model.clone());

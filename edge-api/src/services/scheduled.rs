@@ -8,6 +8,12 @@
 //! Nothing acknowledged is lost: a claim is a lease on `next_embed_at`, so a
 //! job that dies mid-way leaves its rows to the next run; an outage gives
 //! the rows back without charging an attempt.
+//!
+//! One run drains at a time (a lease in `embedding_job_state`): runs that
+//! overlap (a cron firing while a long drain is still going, the local
+//! timer beside a manual trigger) would otherwise share the pool's few
+//! instances, so every call would take longer than its budget allows, time
+//! out, and send its rows again while the pool still computed them.
 
 use std::cell::Cell;
 
@@ -19,6 +25,7 @@ use crate::repositories::access_stats::AccessStats;
 use crate::repositories::embedding_jobs::EmbeddingJobs;
 use crate::services::embed_pipeline::{Pipeline, Tally, lease_seconds};
 use crate::services::memories::rfc3339;
+use crate::services::tokens::random_uuid;
 
 /// Expired rows deleted per statement, and statements per run.
 const PURGE_BATCH: usize = 1000;
@@ -58,6 +65,9 @@ pub struct JobReport {
     pub purged: u64,
     /// Retrieval hits folded into the memories' access statistics.
     pub access_hits_folded: u64,
+    /// Whether this run left the embedding to another run that held the
+    /// drain lease.
+    pub drain_skipped: bool,
     /// Milliseconds the run took.
     pub elapsed_ms: i64,
     pub errors: Vec<String>,
@@ -67,7 +77,7 @@ pub struct JobReport {
 }
 
 pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
-    let pipeline = Pipeline::new(ctx);
+    let pipeline = Pipeline::new(ctx, ctx.cfg.embed_job_concurrency);
     let jobs = pipeline.jobs();
     let started = ctx.p.clock.now_millis();
     let mut report = JobReport {
@@ -85,26 +95,7 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
         }
     }
 
-    // Several batches in flight keep every pool instance busy while one
-    // batch's vectors are being written back.
-    let deadline = started + ctx.cfg.embed_job_budget_ms as i64;
-    let stop = Cell::new(false);
-    let lanes: Vec<_> = (0..ctx.cfg.embed_job_concurrency)
-        .map(|_| drain(&pipeline, deadline, &stop))
-        .collect();
-    for (claimed, t, errors) in join_all(lanes).await {
-        report.claimed += claimed;
-        report.embedded += t.embedded;
-        report.retry_scheduled += t.retry_scheduled;
-        report.failed += t.failed;
-        report.released += t.released;
-        report.split_batches += t.splits;
-        for e in errors {
-            if !report.errors.contains(&e) {
-                report.errors.push(e);
-            }
-        }
-    }
+    drain_single_flight(&pipeline, started, &mut report).await;
 
     for _ in 0..MAX_PURGE_ROUNDS {
         match jobs.purge_expired(&pipeline.now(), PURGE_BATCH).await {
@@ -143,6 +134,62 @@ pub async fn run(ctx: &Ctx<'_>, cron: &str) -> JobReport {
     report
 }
 
+/// Drains due rows in `embed_job_concurrency` lanes under the drain lease,
+/// or leaves them to the run that holds it.
+async fn drain_single_flight(pipeline: &Pipeline<'_>, started: i64, report: &mut JobReport) {
+    let ctx = pipeline.ctx;
+    let jobs = pipeline.jobs();
+    let holder = match random_uuid() {
+        Ok(id) => id.to_string(),
+        Err(_) => ctx.request_id.clone(),
+    };
+    // Held past the deadline by the last call's budget, so it outlives a
+    // live drain; a run that died frees it when this runs out.
+    let in_flight = pipeline.in_flight(ctx.cfg.embed_batch_size);
+    let ttl_seconds = ctx.cfg.embed_job_budget_ms / 1000 + lease_seconds(in_flight);
+    match jobs
+        .take_drain_lease(&holder, &pipeline.now(), ttl_seconds)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            ctx.log("scheduled: another run is draining; leaving the embedding to it");
+            report.drain_skipped = true;
+            return;
+        }
+        Err(e) => {
+            ctx.log(&format!("scheduled: taking the drain lease failed: {e}"));
+            report.errors.push("taking the drain lease failed".into());
+            return;
+        }
+    }
+
+    // Several batches in flight keep every pool instance busy while one
+    // batch's vectors are being written back.
+    let deadline = started + ctx.cfg.embed_job_budget_ms as i64;
+    let stop = Cell::new(false);
+    let lanes: Vec<_> = (0..pipeline.lanes)
+        .map(|_| drain(pipeline, deadline, &stop))
+        .collect();
+    for (claimed, t, errors) in join_all(lanes).await {
+        report.claimed += claimed;
+        report.embedded += t.embedded;
+        report.retry_scheduled += t.retry_scheduled;
+        report.failed += t.failed;
+        report.released += t.released;
+        report.split_batches += t.splits;
+        for e in errors {
+            if !report.errors.contains(&e) {
+                report.errors.push(e);
+            }
+        }
+    }
+    // If this fails the lease simply runs out.
+    if let Err(e) = jobs.return_drain_lease(&holder).await {
+        ctx.log(&format!("scheduled: returning the drain lease failed: {e}"));
+    }
+}
+
 /// One lane: claim a batch, embed it, repeat until nothing is due, the
 /// deadline passes, or any lane hit an outage. Returns (claimed, tally,
 /// errors).
@@ -153,7 +200,7 @@ async fn drain(p: &Pipeline<'_>, deadline: i64, stop: &Cell<bool>) -> (usize, Ta
     while !stop.get() && ctx.p.clock.now_millis() < deadline {
         let claimed = match p
             .jobs()
-            .claim_due(&p.now(), batch, lease_seconds(batch))
+            .claim_due(&p.now(), batch, lease_seconds(p.in_flight(batch)))
             .await
         {
             Ok(c) => c,
