@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, starts and stops the local MEMSHADOW stack: Postgres + pgvector,
-# the embedding pool (wasm-host serving embed-wasm) and the API Worker under
-# wrangler dev (workerd). Used by start.sh, stop.sh and test.sh.
+# the embedding pool (wasm-host serving embed-wasm), the API Worker under
+# wrangler dev (workerd) and the API's Spin build under `wasm-host serve`,
+# both over the same Postgres and pool. Used by start.sh, stop.sh and test.sh.
 #
 #   scripts/stack.sh build   build the wasm guest, the pool and the Worker
 #   scripts/stack.sh up      start everything (after build) and wait until ready
@@ -9,11 +10,13 @@
 #
 # `up` also starts scripts/scheduler.sh, which fires the Worker's scheduled
 # entry point every MEMSHADOW_SCHEDULER_SECONDS (5), as Cron Triggers do
-# when deployed, so no memory stays pending while the pool is up.
+# when deployed, so no memory stays pending while the pool is up; the Spin
+# build's `wasm-host serve` calls its own scheduled route on the same period.
 #
-# Ports come from env.sh (API 8787, pool 8790, Postgres 54329); set
-# MEMSHADOW_API_PORT / MEMSHADOW_POOL_PORT to run a second stack beside the
-# first (test.sh does). Logs and pid files go to $MEMSHADOW_DATA/run-<api port>.
+# Ports come from env.sh (API 8787, Spin build 8788, pool 8790, Postgres
+# 54329); set MEMSHADOW_API_PORT / MEMSHADOW_SPIN_PORT / MEMSHADOW_POOL_PORT
+# to run a second stack beside the first (test.sh does). Logs and pid files
+# go to $MEMSHADOW_DATA/run-<api port>.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
@@ -30,6 +33,7 @@ build() {
   cargo build -q --release -p edge-api --features native --bin migrate --bin mint-token
   cargo build -q --release -p sdap-cli --bin sdap
   scripts/build-worker.sh
+  scripts/build-spin.sh
 }
 
 # Waits until $1 answers 200, or fails after $2 seconds showing the log $3.
@@ -101,6 +105,38 @@ start_api() {
   wait_http "$base/health" 120 "$RUN/api.log"
 }
 
+# The Spin build under `wasm-host serve`, configured like the Worker (the
+# same dotenv file; flags override it) plus what only Spin needs: the
+# Postgres URL and the hosts it may reach, and the scheduled route's secret
+# (written to $RUN/spin.secret for whoever wants to call the route). Its
+# timer calls that route as often as scheduler.sh fires the Worker's.
+#
+# Backups stay off here: both builds share one database, whose backup runs
+# (and their retention) must all live in one object store, and the stack's
+# store is the Worker's R2 bucket (the Spin build would write to its own
+# key-value store; see edge-api/src/platform/spin/blob.rs).
+start_spin() {
+  local base="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
+  if curl -fsS -o /dev/null "$base/health" 2>/dev/null; then
+    echo "stack: Spin build already answers at $base"
+    return
+  fi
+  [ -f "$RUN/spin.secret" ] || od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$RUN/spin.secret"
+  "$HOST_BIN" serve --listen "127.0.0.1:$MEMSHADOW_SPIN_PORT" \
+    --component "$CARGO_TARGET_DIR/wasm32-wasip2/release/edge_api.wasm" \
+    --variables-file "$RUN/dev.vars" --data-dir "$RUN/spin" \
+    --variable "memshadow_database_url=$DATABASE_URL" \
+    --variable "memshadow_outbound_postgres=postgres://127.0.0.1:$MEMSHADOW_PG_PORT" \
+    --variable "memshadow_outbound_pool=http://127.0.0.1:$MEMSHADOW_POOL_PORT" \
+    --variable "memshadow_webauthn_origins=http://localhost:$MEMSHADOW_SPIN_PORT" \
+    --variable "memshadow_scheduled_secret=$(cat "$RUN/spin.secret")" \
+    --variable "memshadow_backup_recipients=" --variable "memshadow_backup_signing_key=" \
+    --scheduled-every-s "${MEMSHADOW_SCHEDULER_SECONDS:-5}" \
+    >"$RUN/spin.log" 2>&1 &
+  echo $! >"$RUN/spin.pid"
+  wait_http "$base/health" 180 "$RUN/spin.log"
+}
+
 # The timer that stands in for Cron Triggers (wrangler dev fires none).
 start_scheduler() {
   if [ -f "$RUN/scheduler.pid" ] && kill -0 "$(cat "$RUN/scheduler.pid")" 2>/dev/null; then
@@ -144,10 +180,12 @@ up() {
   dev_keys
   backup_keys
   start_api
+  start_spin
   start_scheduler
   cat <<EOF
 MEMSHADOW is up:
   API (wrangler dev)   http://127.0.0.1:$MEMSHADOW_API_PORT   (OpenAPI at /openapi.json)
+  API (Spin build)     http://127.0.0.1:$MEMSHADOW_SPIN_PORT   (wasm-host serve)
   embedding pool       $MEMSHADOW_POOL_URL   (/v1/embeddings, /health, /metrics)
   Postgres + pgvector  127.0.0.1:$MEMSHADOW_PG_PORT   (database memshadow)
   scheduled jobs       every ${MEMSHADOW_SCHEDULER_SECONDS:-5}s (scripts/scheduler.sh)
@@ -186,6 +224,7 @@ down() {
   # Tells the API's supervisor not to restart what stop_pid ends.
   [ -d "$RUN" ] && touch "$RUN/api.stop"
   stop_pid "$RUN/api.pid"
+  stop_pid "$RUN/spin.pid"
   stop_pid "$RUN/pool.pid"
   if [ "${MEMSHADOW_KEEP_PG:-0}" != 1 ]; then scripts/pg.sh stop; fi
 }

@@ -155,7 +155,7 @@ pub fn from_lookup(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     use base64::Engine as _;
@@ -179,13 +179,19 @@ mod tests {
     }
     impl rand_core::CryptoRng for Fixed {}
 
-    fn read(extra: &[(&str, &str)]) -> Result<Option<BackupConfig>, ConfigError> {
+    /// A valid recipient and signing key (backups on), as variables; also
+    /// used by the Spin manifest check, which needs every backup setting read.
+    pub(crate) fn valid_keys() -> Vec<(String, String)> {
         let identity = sdap::age::Identity::generate(&mut Fixed).unwrap();
         let seed = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let mut vars: Vec<(String, String)> = vec![
+        vec![
             (BACKUP_RECIPIENTS.into(), identity.recipient().to_bech32()),
             (BACKUP_SIGNING_KEY.into(), seed),
-        ];
+        ]
+    }
+
+    fn read(extra: &[(&str, &str)]) -> Result<Option<BackupConfig>, ConfigError> {
+        let mut vars = valid_keys();
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         from_lookup(&|name: &str| {
             vars.iter()

@@ -1,8 +1,9 @@
 //! MEMSHADOW wasm-host: the native wasmtime host.
 //!
-//! Today it serves the embeddings pool ([`embeddings`]); the Spin build of
-//! edge-api will be served from a sibling `spin` module on its own port, both
-//! configured through [`config`].
+//! It serves the embeddings pool ([`embeddings`], configured through
+//! [`config`]) and, as `wasm-host serve`, the Spin build of edge-api
+//! ([`spin`]).
 
 pub mod config;
 pub mod embeddings;
+pub mod spin;

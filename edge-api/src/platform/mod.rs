@@ -9,3 +9,11 @@ pub mod migrate;
 pub mod native;
 #[cfg(any(feature = "postgres", feature = "native", feature = "cloudflare"))]
 pub mod postgres;
+#[cfg(feature = "spin")]
+pub mod spin;
+#[cfg(test)]
+mod spin_manifest;
+#[cfg(any(feature = "spin", test))]
+pub mod sql_text;
+#[cfg(any(feature = "postgres", feature = "spin", test))]
+pub mod sqlstate;

@@ -8,7 +8,6 @@
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error};
 
@@ -37,19 +36,7 @@ impl PgSql {
 pub fn map_error(e: &Error) -> PortError {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let kind = if *code == SqlState::UNIQUE_VIOLATION {
-            PortErrorKind::UniqueViolation
-        } else if code.code().starts_with("08")
-            || code.code().starts_with("53")
-            || code.code().starts_with("57P")
-            || *code == SqlState::T_R_SERIALIZATION_FAILURE
-            || *code == SqlState::T_R_DEADLOCK_DETECTED
-            || *code == SqlState::QUERY_CANCELED
-        {
-            PortErrorKind::Unavailable
-        } else {
-            PortErrorKind::Failed
-        };
+        let kind = crate::platform::sqlstate::classify(code.code());
         return PortError {
             kind,
             detail: format!("{}: {}", code.code(), db.message()),
