@@ -13,12 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
-DATA="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
-[ -d "$DATA/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || DATA=/work/shared/data
-[ -d "$DATA/scifact" ] && [ -d "$DATA/locomo" ] || {
-  echo "bench-load: evaluation data not found in $DATA (set MEMSHADOW_EVAL_DATA)" >&2
-  exit 1
-}
+DATA="$(eval_data_dir bench-load)"
 API_URL="${MEMSHADOW_API_URL:-http://127.0.0.1:$MEMSHADOW_API_PORT}"
 curl -fsS "$API_URL/health" >/dev/null || {
   echo "bench-load: no API at $API_URL; start the stack first (scripts/stack.sh up)" >&2

@@ -12,12 +12,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
-DATA="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
-[ -d "$DATA/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || DATA=/work/shared/data
-[ -d "$DATA/scifact" ] && [ -d "$DATA/locomo" ] || {
-  echo "bench-scale: evaluation data not found in $DATA (set MEMSHADOW_EVAL_DATA)" >&2
-  exit 1
-}
+DATA="$(eval_data_dir bench-scale)"
 
 scripts/setup.sh
 VENV="$MEMSHADOW_CACHE/venv-bench"

@@ -36,3 +36,18 @@ export CLOUDFLARE_HYPERDRIVE_LOCAL_CONNECTION_STRING_HYPERDRIVE="${CLOUDFLARE_HY
 export WRANGLER_SEND_METRICS=false
 # wrangler dev otherwise tries to fetch Request.cf data from the network at start.
 export CLOUDFLARE_CF_FETCH_ENABLED=false
+
+# The evaluation data of the benchmark harnesses (bench/): ../shared/data
+# beside the checkout, where it is shared; CI's clean clone may live
+# elsewhere, so the shared folder's usual place is tried second.
+# MEMSHADOW_EVAL_DATA overrides. Prints the folder, or fails saying so.
+eval_data_dir() {
+  local who="$1" data="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
+  [ -d "$data/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || data=/work/shared/data
+  if [ -d "$data/scifact" ] && [ -d "$data/locomo" ]; then
+    echo "$data"
+  else
+    echo "$who: evaluation data not found in $data (set MEMSHADOW_EVAL_DATA)" >&2
+    return 1
+  fi
+}

@@ -13,14 +13,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$REPO_ROOT"
 
-# Beside the checkout, where the evaluation data is shared; CI's clean clone
-# may live elsewhere, so the shared folder's usual place is tried second.
-DATA="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
-[ -d "$DATA/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || DATA=/work/shared/data
-[ -d "$DATA/scifact" ] && [ -d "$DATA/locomo" ] || {
-  echo "quality: evaluation data not found in $DATA (set MEMSHADOW_EVAL_DATA)" >&2
-  exit 1
-}
+DATA="$(eval_data_dir quality)"
 export MEMSHADOW_API_URL="${MEMSHADOW_API_URL:-http://127.0.0.1:$MEMSHADOW_API_PORT}"
 PY="$MEMSHADOW_VENV/bin/python"
 

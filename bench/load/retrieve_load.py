@@ -28,6 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scale"))
 sys.path.insert(0, os.path.join(HERE, "..", "quality"))
 from baselines import OnnxEmbedder  # noqa: E402
+from benchmarks_md import replace_section  # noqa: E402
 from data import corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
 SECTION = "## Retrieve under load"
@@ -182,16 +183,7 @@ def write_benchmarks(path, r):
         "Targets (issue 10, at 10 clients): " + "; ".join(r["targets"]) + ".",
         "",
     ]
-    section = "\n".join(body)
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    with open(path, "w") as f:
-        f.write(text.rstrip("\n") + "\n")
+    replace_section(path, SECTION, "\n".join(body))
 
 
 def targets(ours, peer):

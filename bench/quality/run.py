@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from api import Api, ApiError  # noqa: E402
 from baselines import Bm25, OnnxEmbedder, exact_cosine  # noqa: E402
+from benchmarks_md import replace_section  # noqa: E402
 from datasets import LOCOMO_CATEGORIES, load_locomo, load_scifact  # noqa: E402
 from metrics import evidence_recall_at_k, mean, ndcg_at_k, recall_at_k  # noqa: E402
 from tune_fusion import grid  # noqa: E402
@@ -326,16 +327,7 @@ def write_benchmarks(path, result, plan, tuning):
             "```",
             "",
         ]
-    section = "\n".join(body)
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = text.find(QUALITY_SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(QUALITY_SECTION))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    with open(path, "w") as f:
-        f.write(text.rstrip("\n") + "\n")
+    replace_section(path, QUALITY_SECTION, "\n".join(body))
 
 
 def main():

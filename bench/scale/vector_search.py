@@ -43,6 +43,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "quality"))
 from baselines import OnnxEmbedder, exact_cosine  # noqa: E402
+from benchmarks_md import replace_section  # noqa: E402
 from data import SMALL_USERS, corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
 SECTION = "## Vector search at scale"
@@ -216,16 +217,7 @@ def write_benchmarks(path, result):
         )
     body += ["", "Targets (issue 10, at 1M): " + "; ".join(r["targets"]) + ".", ""]
     body += ["EXPLAIN (ANALYZE, BUFFERS) of the hybrid retrieve statement per size: `bench/scale/plans/`.", ""]
-    section = "\n".join(body)
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    start = text.find(SECTION + "\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + (text[nxt + 1 :] if nxt >= 0 else "")
-    with open(path, "w") as f:
-        f.write(text.rstrip("\n") + "\n")
+    replace_section(path, SECTION, "\n".join(body))
 
 
 def targets(sizes):
