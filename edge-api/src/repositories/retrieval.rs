@@ -42,9 +42,9 @@ pub const CANDIDATES: usize = 1100;
 
 /// Rows each branch ranks to serve rows `offset..offset + limit`:
 /// FUSION_DEPTH when the page lies within the first FUSION_DEPTH rows
-/// (nearly every request), CANDIDATES otherwise. Both depths rank those
+/// (nearly every request), CANDIDATES otherwise. Both depths order those
 /// first rows alike: every row that scores is within FUSION_DEPTH of some
-/// branch, so both depths see it with the same ranks and score, and it
+/// branch, so both depths give it the same score and best rank, and it
 /// precedes every row that scores 0. Exactly so where a branch ranks
 /// exactly; the approximate index's deeper scan may find a closer row the
 /// shallow one missed, as a repeated search may. The shallow depth is what
@@ -58,6 +58,7 @@ pub fn branch_depth(offset: usize, limit: usize) -> usize {
         CANDIDATES
     }
 }
+
 /// Okapi BM25 term-frequency saturation and length normalisation.
 pub const BM25_K1: f64 = 1.2;
 pub const BM25_B: f64 = 0.75;
