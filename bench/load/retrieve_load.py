@@ -114,6 +114,15 @@ def post(url, body, headers):
         return r.status, r.read()
 
 
+def check_vector_search(args, token, question):
+    """The seeded rows must be what the Worker searches (same model id,
+    ready): otherwise the load would measure the text branch alone."""
+    _, raw = post(f"{args.api_url}/api/v1/memory/retrieve?limit=10", {"query": question, "mode": "vector"},
+                  {"authorization": f"Bearer {token}"})
+    if len(json.loads(raw)) < 10:
+        raise SystemExit("the Worker's vector search does not find the seeded memories (model id?)")
+
+
 def wrk(url, header, questions_file, clients, seconds, tag):
     env = dict(os.environ, BENCH_BODIES=questions_file, BENCH_HEADER=header, BENCH_TAG=tag,
                BENCH_PATH=url[url.index("/", 8):])
@@ -215,6 +224,7 @@ def main():
             [args.mint_token, "token", "--keys", args.keys, "--sub", heavy, "--ttl", "86400"],
             capture_output=True, text=True, check=True,
         ).stdout.strip()
+        check_vector_search(args, token, qtexts[0])
         questions = os.path.join(tempfile.gettempdir(), "memshadow-load-questions.txt")
         with open(questions, "w") as f:
             f.writelines(json.dumps(q[:300]) + "\n" for q in qtexts)
