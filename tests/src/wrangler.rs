@@ -42,7 +42,7 @@ impl Worker {
             .arg("--port")
             .arg(port.to_string())
             .arg("--inspector-port")
-            .arg((port as u32 + 30000).to_string())
+            .arg(free_port().to_string())
             .arg("--persist-to")
             .arg(state.0.join("state"))
             .arg("--env-file")
@@ -141,4 +141,15 @@ impl Drop for Scheduler {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port nothing listens on, picked by the OS, for the inspector. A fixed
+/// offset from the Worker's port (48794) lies in the ephemeral range, where
+/// an outgoing connection of the running stack once held it and workerd
+/// died with EADDRINUSE.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free local port")
 }
