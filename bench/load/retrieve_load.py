@@ -14,13 +14,11 @@ cache nor Postgres's plan of one query can answer twice.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -28,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "scale"))
 sys.path.insert(0, os.path.join(HERE, "..", "quality"))
 from baselines import OnnxEmbedder  # noqa: E402
-from benchmarks_md import replace_section  # noqa: E402
+from benchmarks_md import publish, replace_section, run_facts  # noqa: E402
 from data import corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
 SECTION = "## Retrieve under load"
@@ -246,19 +244,13 @@ def main():
     finally:
         peer.terminate()
         peer.wait(timeout=30)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}", "commit": commit, "command": args.command,
+        **run_facts(args.command),
         "memories": args.memories, "heavy_memories": n_heavy, "duration": args.duration,
         "ours": results["ours"], "peer": results["peer"], "breakdown": b,
         "targets": targets(results["ours"], results["peer"]),
     }
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2))
-    if args.benchmarks:
-        write_benchmarks(args.benchmarks, result)
+    publish(result, args.out, args.benchmarks, write_benchmarks)
 
 
 if __name__ == "__main__":

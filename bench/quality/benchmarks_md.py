@@ -18,3 +18,29 @@ def replace_section(path, header, section):
         text = text[:start] + section.rstrip("\n") + "\n\n" + rest
     with open(path, "w") as f:
         f.write(text.rstrip("\n") + "\n")
+
+
+def run_facts(command):
+    """What every harness records about its run: when, where, what."""
+    import platform
+    import subprocess
+    from datetime import datetime, timezone
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "commit": commit,
+        "command": command.strip(),
+    }
+
+
+def publish(result, out, benchmarks, write_section):
+    """The result JSON, printed and saved, and its BENCHMARKS.md section."""
+    import json
+
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result, indent=2))
+    if benchmarks:
+        write_section(benchmarks, result)

@@ -30,20 +30,18 @@ query of the heavy user and one of a small user is saved per size.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "quality"))
 from baselines import OnnxEmbedder, exact_cosine  # noqa: E402
-from benchmarks_md import replace_section  # noqa: E402
+from benchmarks_md import publish, replace_section, run_facts  # noqa: E402
 from data import SMALL_USERS, corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
 SECTION = "## Vector search at scale"
@@ -240,22 +238,14 @@ def main():
     embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
     texts, vecs, qtexts, qvecs = corpus(args.data, args.queries, embedder)
     sizes = [one_size(args, int(n), texts, vecs, qtexts, qvecs, embedder.model_id) for n in args.sizes.split(",")]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
-        "commit": commit,
-        "command": args.command.strip(),
+        **run_facts(args.command),
         "base_vectors": len(texts),
         "queries": len(qvecs),
         "sizes": sizes,
     }
     result["targets"] = targets(sizes)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(json.dumps(result, indent=2))
-    if args.benchmarks:
-        write_benchmarks(args.benchmarks, result)
+    publish(result, args.out, args.benchmarks, write_benchmarks)
 
 
 if __name__ == "__main__":
