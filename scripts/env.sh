@@ -43,7 +43,12 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false
 # MEMSHADOW_EVAL_DATA overrides. Prints the folder, or fails saying so.
 eval_data_dir() {
   local who="$1" data="${MEMSHADOW_EVAL_DATA:-$REPO_ROOT/../shared/data}"
-  [ -d "$data/scifact" ] || [ -n "${MEMSHADOW_EVAL_DATA:-}" ] || data=/work/shared/data
+  # A linked worktree sits elsewhere: try beside the main checkout too.
+  if [ ! -d "$data/scifact" ] && [ -z "${MEMSHADOW_EVAL_DATA:-}" ]; then
+    local main
+    main="$(git -C "$REPO_ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)" &&
+      data="$(dirname "$main")/../shared/data"
+  fi
   if [ -d "$data/scifact" ] && [ -d "$data/locomo" ]; then
     echo "$data"
   else

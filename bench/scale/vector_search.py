@@ -51,7 +51,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="10000,100000", help="memories per run, comma-separated")
     p.add_argument("--queries", type=int, default=200, help="queries timed per system")
-    p.add_argument("--exact-queries", type=int, default=50, help="queries timed for the exact scan")
+    p.add_argument("--exact-queries", type=int, default=50, help="queries timed for the exact scan and the whole hybrid statement")
     p.add_argument("--data", required=True, help="../shared/data")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--manifest", required=True)
@@ -93,6 +93,19 @@ def run_ours(args, url, heavy, model, qvecs, pos_of):
     # The first query warms the connection and the caches: timed, not counted.
     ms = [r["ms"] for r in rows[1:]]
     return [[pos_of[i] for i in r["ids"]] for r in rows], ms
+
+
+def run_hybrid(args, url, user, model, qtexts, qvecs, n):
+    """The whole retrieve statement (vector ∪ text, fused), as the API runs
+    it for a question, over `n` questions: latencies in ms."""
+    env = dict(os.environ, DATABASE_URL=url)
+    stdin = "".join(" ".join(t.split()) + "\t" + pgvec(v) + "\n" for t, v in zip(qtexts[:n], qvecs[:n]))
+    out = subprocess.run(
+        [os.path.join(args.bin_dir, "retrieve-bench"), "--user", user, "--model", model, "--limit", str(K),
+         "--texts"],
+        input=stdin, capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    return [json.loads(line)["ms"] for line in out.splitlines()][1:]
 
 
 def run_exact(url, heavy, model, qvecs, pos_of, n):
@@ -163,6 +176,12 @@ def one_size(args, n, texts, vecs, qtexts, qvecs, model):
     log(f"{n}: chroma recall@10 {recall(chroma, truth):.3f}, p50 {pct(chroma_ms, 50):.1f} ms")
     small = users[n_heavy]
     small_vec = rows[n_heavy]
+    hybrid_ms = {
+        "heavy": run_hybrid(args, app, heavy, model, qtexts, qvecs, args.exact_queries),
+        "small": run_hybrid(args, app, small, model, qtexts, qvecs, args.exact_queries),
+    }
+    log(f"{n}: hybrid p50 {pct(hybrid_ms['heavy'], 50):.1f} ms (heavy user), "
+        f"{pct(hybrid_ms['small'], 50):.1f} ms (a small user)")
     plans = {
         "heavy": explain(args, app, heavy, model, qtexts[0], qvecs[0]),
         "small": explain(args, app, small, model, qtexts[0], small_vec),
@@ -184,6 +203,8 @@ def one_size(args, n, texts, vecs, qtexts, qvecs, model):
         "load": {k: v for k, v in loaded.items() if k != "indexdef"}, "indexdef": loaded["indexdef"],
         "ours": system(ours, ours_ms), "exact_scan": system(exact, exact_ms),
         "chroma": dict(system(chroma, chroma_ms), build_s=round(chroma_build_s, 1), version=chroma_version),
+        "hybrid": {who: {"p50_ms": round(pct(ms, 50), 2), "p95_ms": round(pct(ms, 95), 2), "queries": len(ms)}
+                   for who, ms in hybrid_ms.items()},
         "plan_uses_hnsw": "memories_embedding_hnsw" in plans["heavy"],
     }
 
@@ -213,6 +234,18 @@ def write_benchmarks(path, result):
             f"{o['p50_ms']} / {o['p95_ms']} | {c['recall_at_10']:.3f} | {c['p50_ms']} / {c['p95_ms']} | "
             f"{c['build_s']} | {e['p50_ms']} / {e['p95_ms']} | {o['p95_ms'] / c['p95_ms']:.2f} |"
         )
+    body += [
+        "",
+        "The whole retrieve statement (vector ∪ text, fused; `retrieve-bench --texts`, question and its "
+        "vector) as the API runs it for a question, per size, for the heavy user and for one small user:",
+        "",
+        "| memories | hybrid p50 / p95, heavy user (ms) | hybrid p50 / p95, a small user (ms) |",
+        "| --- | --- | --- |",
+    ]
+    for s in r["sizes"]:
+        h = s["hybrid"]
+        body.append(f"| {s['memories']:,} | {h['heavy']['p50_ms']} / {h['heavy']['p95_ms']} | "
+                    f"{h['small']['p50_ms']} / {h['small']['p95_ms']} |")
     body += ["", "Targets (issue 10, at 1M): " + "; ".join(r["targets"]) + ".", ""]
     body += ["EXPLAIN (ANALYZE, BUFFERS) of the hybrid retrieve statement per size: `bench/scale/plans/`.", ""]
     replace_section(path, SECTION, "\n".join(body))

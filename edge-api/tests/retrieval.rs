@@ -1,7 +1,8 @@
 //! Retrieval behaviour against the real Postgres: the full-text branch
-//! matches any meaningful word of a question and ranks by BM25, and offset
-//! paging walks one stable ranking (no page repeats or skips a row, at any
-//! page size, past the old 50-row fusion floor). Run with `--features native`.
+//! matches any meaningful word of a question and ranks by BM25 within a
+//! bounded read, and offset paging walks one stable ranking (no page
+//! repeats or skips a row, at any page size, past the old 50-row fusion
+//! floor). Run with `--features native`.
 #![cfg(feature = "native")]
 
 mod common;
@@ -174,5 +175,47 @@ async fn text_branch_matches_any_meaningful_word_ranked_by_bm25() {
     }
     let (_, hits) = ask(&h, u, text("O'Brien's \\ backslash"), "").await;
     assert_eq!(first(&hits).as_deref(), Some(contents[2].as_str()));
+    h.cleanup(u).await;
+}
+
+#[tokio::test]
+async fn text_branch_reads_a_bounded_share_of_a_common_words_matches() {
+    use edge_api::repositories::retrieval::TEXT_ROWS_PER_TERM;
+    let h = Harness::new().await;
+    let u = random_uuid();
+    // More memories hold the common word than the branch takes per word;
+    // three also hold a rare one.
+    let common = TEXT_ROWS_PER_TERM + 60;
+    let mut contents: Vec<String> = (0..common)
+        .map(|i| format!("entry {i}: the usual pattern again"))
+        .collect();
+    let rare: Vec<String> = (0..3)
+        .map(|i| format!("entry rare {i}: the pattern with an anomaly"))
+        .collect();
+    contents.extend(rare.iter().cloned());
+    batch(&h, u, &contents).await;
+
+    let body = json!({"query": "anomaly in the pattern", "mode": "text"});
+    let (first, _) = page(&h, u, body.clone(), 100, 0).await;
+    let (second, _) = page(&h, u, body.clone(), 100, 100).await;
+    let (third, _) = page(&h, u, body.clone(), 100, 200).await;
+    let (s, hits) = ask(&h, u, body, "limit=3").await;
+    assert_eq!(s, 200);
+    // The rare word's memories first: every match of the rarest lexeme is
+    // read, whatever the common one's count.
+    let top: HashSet<String> = hits
+        .iter()
+        .map(|x| x["content"].as_str().expect("content").to_string())
+        .collect();
+    assert_eq!(top, rare.into_iter().collect::<HashSet<_>>());
+    // The common word's matches are read only up to the bound: the branch
+    // ranks fewer memories than hold a query word.
+    let ranked = first.len() + second.len() + third.len();
+    assert!(ranked >= TEXT_ROWS_PER_TERM, "{ranked}");
+    assert!(
+        ranked <= TEXT_ROWS_PER_TERM + 3,
+        "{ranked} of {}",
+        common + 3
+    );
     h.cleanup(u).await;
 }

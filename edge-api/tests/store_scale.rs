@@ -520,6 +520,7 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
             vector: Some(query_vector),
             model: MODEL,
             text: None,
+            budget: Default::default(),
         };
         let rare = Filters {
             tags: Some(json!(["rare"]).to_string()),

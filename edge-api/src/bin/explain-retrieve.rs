@@ -61,6 +61,7 @@ async fn main() {
         vector,
         model: &model,
         text: Some(&text),
+        budget: Default::default(),
     };
     let repo = Memories { sql: &sql };
     match repo

@@ -9,9 +9,12 @@
 //! - Words are the `english` configuration's lexemes: Snowball stems, the
 //!   English stop-word list dropped (the stored `content_tsv` uses the same
 //!   configuration, so query and memory lexemes meet).
-//! - Ranking is Okapi BM25 (Lucene's idf) over the user's live memories
-//!   that pass the filters, computed from `content_tsv`: ts_rank_cd and
-//!   ts_rank, which have no inverse document frequency, rank worse.
+//! - Ranking is Okapi BM25 (Lucene's idf), computed from `content_tsv`:
+//!   ts_rank_cd and ts_rank, which have no inverse document frequency, rank
+//!   worse. Its cost is bounded by the question, not by the user's
+//!   memories: corpus statistics come from the user's recent memories and
+//!   candidates from the rarest lexemes' postings ([`TEXT_IDF_SAMPLE`],
+//!   [`TEXT_ROWS_PER_TERM`], [`TEXT_MAX_TERMS`]).
 //! - Paging is stable: the fused order is total (score, best rank, vector
 //!   rank, id), and each branch ranks one of two depths (see
 //!   [`branch_depth`]) whose rankings agree on every page either serves,
@@ -63,22 +66,46 @@ pub fn branch_depth(offset: usize, limit: usize) -> usize {
 pub const BM25_K1: f64 = 1.2;
 pub const BM25_B: f64 = 0.75;
 
+/// Rows of the user's most recent live memories that the text branch's
+/// document frequencies and average length are estimated over (all of
+/// them for a user with fewer). A user's corpus statistics barely move
+/// with its size, while counting them exactly means reading every row that
+/// shares a word with the question: 34,536 rows and 1.3 s for one question
+/// at 100,000 memories (BENCHMARKS.md, "The text branch at scale"). On the
+/// development data 500 rows cost 0.004 SciFact nDCG@10 and 2,000 gained
+/// 0.002 over 1,000.
+pub const TEXT_IDF_SAMPLE: usize = 1000;
+/// Memories the text branch takes per query lexeme: every match of a rare
+/// lexeme, an arbitrary share of a common one's (whose low weight rarely
+/// lifts a memory into the top ranks alone). 100 to 500 scored alike on
+/// the development data; it bounds a question's cost by its words, not by
+/// the user's memories.
+pub const TEXT_ROWS_PER_TERM: usize = 200;
+/// Lexemes of a question that find candidates, rarest first; every lexeme
+/// still counts in each candidate's score. On the development data 6 cost
+/// 0.001 SciFact nDCG@10 and 12 gained nothing over 8.
+pub const TEXT_MAX_TERMS: usize = 8;
+
 /// Hybrid retrieval in one statement, filters numbered as in
 /// `memories.rs` ($1 user, $2 now, $3..$6 filters), then: `$7` query
 /// vector (NULL: no vector branch), `$8` model of the vectors searched,
 /// `$9` query text (NULL: no text branch), `$10` depth of each branch,
 /// `$11` limit, `$12` offset, `$13` RRF k, `$14` BM25 k1, `$15` BM25 b,
-/// `$16` fusion depth.
+/// `$16` fusion depth, `$17` [`TEXT_IDF_SAMPLE`], `$18`
+/// [`TEXT_ROWS_PER_TERM`], `$19` [`TEXT_MAX_TERMS`].
 ///
-/// Text branch: `terms` holds the query's lexemes and their OR as a
-/// tsquery (each lexeme quoted, so nothing in the text is tsquery syntax);
-/// `hits` is every live memory matching it (GIN on `content_tsv`) with, per
-/// query lexeme it contains, the lexeme's frequency (`ts_filter` of the
-/// query lexemes, weighted A, keeps only them) and the memory's length in
-/// lexemes; `df` counts documents per lexeme among them, which is the true
-/// document frequency since every document holding a query lexeme is a
-/// hit. N is the user's live memories passing the filters; the average
-/// length is taken over the hits (the memories that can score).
+/// Text branch: `terms` holds the query's lexemes, each as a one-lexeme
+/// tsquery (quoted, so nothing in the text is tsquery syntax). `sample` is
+/// the user's most recent live memories (index `memories_user_created`),
+/// each reduced to the query's lexemes (`ts_filter` of the lexemes
+/// weighted A keeps only them): BM25's N, document frequencies and average
+/// length (at least 1: recent memories may all be stop words) come from
+/// it, over the user's memories whatever the request's
+/// filters, as a search engine's inverse document frequency is. `cand`
+/// takes, for each of the rarest lexemes, up to `$18` live memories that
+/// hold it and pass the filters (GIN on `content_tsv`), with their
+/// frequencies of every query lexeme; `fts` ranks them by BM25. Neither
+/// depends on the depth `$10`, so both depths rank alike.
 pub(super) const RETRIEVE: &str = concat!(
     "WITH vec AS ( \
        SELECT v.id, row_number() OVER (ORDER BY v.d, v.id) AS r, 1 - v.d AS sim FROM ( \
@@ -89,31 +116,41 @@ pub(super) const RETRIEVE: &str = concat!(
     filters!(),
     " ORDER BY d, m.id LIMIT $10::int) v), \
      terms AS ( \
-       SELECT array_agg(l) AS lexemes, \
-         string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS q \
+       SELECT l AS lexeme, \
+         ('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''')::tsquery AS q \
        FROM unnest(tsvector_to_array(to_tsvector('english', $9::text))) AS l), \
-     hits AS MATERIALIZED ( \
-       SELECT m.id, length(m.content_tsv)::float8 AS dl, w.lexeme, cardinality(w.positions)::float8 AS tf \
-       FROM memories m CROSS JOIN terms t \
-         CROSS JOIN LATERAL unnest(ts_filter(setweight(m.content_tsv, 'A', t.lexemes), '{a}')) AS w \
-       WHERE m.user_id = $1::uuid AND m.content_tsv @@ t.q",
+     lexemes AS (SELECT array_agg(t.lexeme) AS a FROM terms t), \
+     sample AS MATERIALIZED ( \
+       SELECT length(m.content_tsv)::float8 AS dl, \
+         ts_filter(setweight(m.content_tsv, 'A', (SELECT a FROM lexemes)), '{a}') AS tsv \
+       FROM memories m WHERE m.user_id = $1::uuid AND EXISTS (SELECT 1 FROM terms)",
+    not_expired!(),
+    " ORDER BY m.created_at DESC, m.id DESC LIMIT $17::int), \
+     corpus AS (SELECT count(*)::float8 AS n, greatest(avg(s.dl), 1) AS avgdl FROM sample s), \
+     sample_df AS ( \
+       SELECT w.lexeme, count(*)::float8 AS df \
+       FROM sample s CROSS JOIN LATERAL unnest(s.tsv) AS w GROUP BY w.lexeme), \
+     idf AS ( \
+       SELECT t.lexeme, t.q, \
+         ln(1 + (c.n - coalesce(d.df, 0) + 0.5) / (coalesce(d.df, 0) + 0.5)) AS idf, \
+         row_number() OVER (ORDER BY coalesce(d.df, 0), t.lexeme) AS rarity \
+       FROM terms t CROSS JOIN corpus c LEFT JOIN sample_df d ON d.lexeme = t.lexeme), \
+     cand AS MATERIALIZED ( \
+       SELECT DISTINCT ON (x.id) x.id, x.dl, x.tsv FROM idf i CROSS JOIN LATERAL ( \
+         SELECT m.id, length(m.content_tsv)::float8 AS dl, \
+           ts_filter(setweight(m.content_tsv, 'A', (SELECT a FROM lexemes)), '{a}') AS tsv \
+         FROM memories m WHERE m.user_id = $1::uuid AND m.content_tsv @@ i.q",
     not_expired!(),
     filters!(),
-    "), \
-     df AS (SELECT h.lexeme, count(*)::float8 AS df FROM hits h GROUP BY h.lexeme), \
-     corpus AS ( \
-       SELECT (SELECT count(*) FROM memories m WHERE m.user_id = $1::uuid",
-    not_expired!(),
-    filters!(),
-    ")::float8 AS n, \
-         (SELECT avg(x.dl) FROM (SELECT DISTINCT h.id, h.dl FROM hits h) x) AS avgdl \
-       WHERE EXISTS (SELECT 1 FROM hits)), \
+    " LIMIT $18::int) x \
+       WHERE i.rarity <= $19::int), \
      fts AS ( \
        SELECT f.id, row_number() OVER (ORDER BY f.bm25 DESC, f.id) AS r FROM ( \
-         SELECT h.id, sum(ln(1 + (c.n - df.df + 0.5) / (df.df + 0.5)) \
-             * h.tf * ($14::float8 + 1) / (h.tf + $14::float8 * (1 - $15::float8 + $15::float8 * h.dl / c.avgdl))) AS bm25 \
-         FROM hits h JOIN df ON df.lexeme = h.lexeme CROSS JOIN corpus c \
-         GROUP BY h.id ORDER BY bm25 DESC, h.id LIMIT $10::int) f), \
+         SELECT c.id, sum(i.idf * cardinality(w.positions) * ($14::float8 + 1) \
+             / (cardinality(w.positions) + $14::float8 * (1 - $15::float8 + $15::float8 * c.dl / k.avgdl))) AS bm25 \
+         FROM cand c CROSS JOIN LATERAL unnest(c.tsv) AS w \
+           JOIN idf i ON i.lexeme = w.lexeme CROSS JOIN corpus k \
+         GROUP BY c.id ORDER BY bm25 DESC, c.id LIMIT $10::int) f), \
      fused AS ( \
        SELECT u.id, sum(CASE WHEN u.r <= $16::int THEN 1.0::float8 / ($13::int + u.r) ELSE 0 END) AS score, \
          min(u.r) AS best, min(u.vr) AS vr, min(u.tr) AS tr, max(u.sim) AS sim \
@@ -148,6 +185,28 @@ pub struct Query<'q> {
     pub model: &'q str,
     /// None skips the text branch.
     pub text: Option<&'q str>,
+    /// How much of the user's memories the text branch reads.
+    pub budget: TextBudget,
+}
+
+/// The text branch's bounds. The API always uses the default; the quality
+/// harness (`bench/quality/tune_text_branch.py`) varies them, and with
+/// every bound past the user's memories the branch is exact BM25.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextBudget {
+    pub idf_sample: usize,
+    pub rows_per_term: usize,
+    pub max_terms: usize,
+}
+
+impl Default for TextBudget {
+    fn default() -> Self {
+        TextBudget {
+            idf_sample: TEXT_IDF_SAMPLE,
+            rows_per_term: TEXT_ROWS_PER_TERM,
+            max_terms: TEXT_MAX_TERMS,
+        }
+    }
 }
 
 fn params(
@@ -170,6 +229,9 @@ fn params(
         s(BM25_K1.to_string()),
         s(BM25_B.to_string()),
         s(FUSION_DEPTH.to_string()),
+        s(q.budget.idf_sample.to_string()),
+        s(q.budget.rows_per_term.to_string()),
+        s(q.budget.max_terms.to_string()),
     ]);
     p
 }
@@ -258,7 +320,7 @@ mod tests {
 
     #[test]
     fn retrieve_uses_every_parameter() {
-        uses_every_parameter("RETRIEVE", RETRIEVE, 16);
+        uses_every_parameter("RETRIEVE", RETRIEVE, 19);
     }
 
     #[test]

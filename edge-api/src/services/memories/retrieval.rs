@@ -194,6 +194,7 @@ impl MemoryService<'_> {
             vector,
             model: &self.ctx.cfg.embedding_model,
             text: (mode != RetrieveMode::Vector).then_some(query),
+            budget: Default::default(),
         };
         let hits: Vec<Hit> = self
             .repo()
