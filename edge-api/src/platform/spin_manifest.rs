@@ -71,3 +71,16 @@ fn every_setting_is_a_spin_variable_handed_to_the_component() {
         );
     }
 }
+
+#[test]
+fn the_s3_backup_store_has_an_outbound_grant() {
+    // Spin refuses outbound HTTP to any origin not granted; the S3 store's
+    // origin comes from its own network-grant variable, like the pool's.
+    let app = section("variables");
+    let component = section("component.memshadow-api");
+    assert!(declares(app, "memshadow_outbound_backup_s3 = {"));
+    assert!(
+        component.contains("\"{{ memshadow_outbound_backup_s3 }}\""),
+        "allowed_outbound_hosts grants memshadow_outbound_backup_s3"
+    );
+}
