@@ -50,7 +50,7 @@ node --test scripts/node/ 2>&1 | tee -a "$MEMSHADOW_DATA/logs/test.log"
 # one switch. The rest stay Worker-only: pool_outage.rs starts a second
 # Worker and drives wrangler's /__scheduled, backup.rs reads the Worker's R2
 # bucket (the stack's Spin build runs no backups; wasm-host's spin_serve.rs
-# covers Spin's), ingest_to_searchable.rs counts on the queue consumer (Spin
+# and spin_s3_backup.rs cover Spin's), ingest_to_searchable.rs counts on the queue consumer (Spin
 # has no queue), and concurrency.rs is the Worker's (Hyperdrive) load case.
 SPIN_URL="http://127.0.0.1:$MEMSHADOW_SPIN_PORT"
 echo "== end-to-end runtime: Spin build (wasm-host serve) at $SPIN_URL"

@@ -21,5 +21,6 @@ pub mod platform;
 pub mod ports;
 pub mod repositories;
 pub mod router;
+pub mod s3;
 pub mod services;
 pub mod webauthn;

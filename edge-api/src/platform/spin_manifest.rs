@@ -12,7 +12,8 @@ use crate::config::{Config, JWT_PUBLIC_KEYS};
 const MANIFEST: &str = include_str!("../../../spin.toml");
 
 /// The Spin adapter's own variables (platform/spin/mod.rs), spelled out
-/// here because that module only builds with the `spin` feature.
+/// here because that module only builds with the `spin` feature; the S3
+/// backup store's come from [`crate::s3::config::VARIABLES`].
 const ADAPTER_VARIABLES: &[&str] = &["MEMSHADOW_DATABASE_URL", "MEMSHADOW_SCHEDULED_SECRET"];
 
 /// Every name `Config::from_lookup` asks for when the configuration is
@@ -57,6 +58,7 @@ fn every_setting_is_a_spin_variable_handed_to_the_component() {
     let mut names = core_variables();
     assert!(names.len() > 20, "the parser read only {names:?}");
     names.extend(ADAPTER_VARIABLES.iter().map(|n| n.to_string()));
+    names.extend(crate::s3::config::VARIABLES.iter().map(|n| n.to_string()));
     for name in names {
         let var = name.to_ascii_lowercase();
         assert!(
@@ -68,4 +70,17 @@ fn every_setting_is_a_spin_variable_handed_to_the_component() {
             "spin.toml [component.memshadow-api.variables] does not map {var}"
         );
     }
+}
+
+#[test]
+fn the_s3_backup_store_has_an_outbound_grant() {
+    // Spin refuses outbound HTTP to any origin not granted; the S3 store's
+    // origin comes from its own network-grant variable, like the pool's.
+    let app = section("variables");
+    let component = section("component.memshadow-api");
+    assert!(declares(app, "memshadow_outbound_backup_s3 = {"));
+    assert!(
+        component.contains("\"{{ memshadow_outbound_backup_s3 }}\""),
+        "allowed_outbound_hosts grants memshadow_outbound_backup_s3"
+    );
 }

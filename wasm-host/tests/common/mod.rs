@@ -6,6 +6,9 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod moto;
+pub mod spin;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -33,7 +33,11 @@ async fn exchange(request: impl IntoRequest) -> Result<HttpReply, PortError> {
     })
 }
 
-async fn bounded(request: impl IntoRequest, timeout_ms: u64) -> Result<HttpReply, PortError> {
+/// Sends `request`, bounded by `timeout_ms`; every failure `Unavailable`.
+pub(super) async fn bounded(
+    request: impl IntoRequest,
+    timeout_ms: u64,
+) -> Result<HttpReply, PortError> {
     with_timeout(Duration::from_millis(timeout_ms), exchange(request))
         .await
         .unwrap_or_else(|| {

@@ -10,10 +10,11 @@
 //!   ([`kv::SpinKv`], the embedding cache; TTL kept by the adapter).
 //! - Variables: `spin:variables@3.0.0`, one per setting of the core under its
 //!   lower-cased name ([`variables`]).
-//! - Key-value store `backups`: the SDAP backups' objects
-//!   ([`blob::SpinBlob`]; Spin has no object storage).
-//! - Outbound HTTP: `wasi:http@0.3` to the embedding pool and the backup
-//!   webhook ([`http_client::SpinHttp`]).
+//! - Backups (the SDAP objects): an S3-compatible store over outbound HTTP
+//!   with SigV4 ([`s3_blob::S3Blob`]) when `memshadow_backup_s3_endpoint`
+//!   is set; otherwise the key-value store `backups` ([`blob::SpinBlob`]).
+//! - Outbound HTTP: `wasi:http@0.3` to the embedding pool, the backup
+//!   webhook ([`http_client::SpinHttp`]) and the S3 endpoint.
 //!
 //! Queue: Spin has none; [`queue::NoQueue`] refuses every send, so the rows
 //! ingest stores stay pending and the scheduled reconcile embeds them (the
@@ -40,6 +41,7 @@ mod http_client;
 mod kv;
 mod queue;
 mod request;
+mod s3_blob;
 mod sql;
 mod variables;
 
@@ -50,13 +52,15 @@ use futures_util::future::{Either, select};
 
 use crate::app::{self, Platform};
 use crate::limits::Limits;
-use crate::ports::Clock;
+use crate::ports::{Blob, Clock};
+use crate::s3::S3Config;
 
 use blob::SpinBlob;
 use clock::SystemClock;
 use http_client::SpinHttp;
 use kv::SpinKv;
 use queue::NoQueue;
+use s3_blob::S3Blob;
 use sql::SpinSql;
 
 /// Variable holding the Postgres URL for `spin:postgres` (a secret: it
@@ -82,18 +86,36 @@ struct Ports {
     http: SpinHttp,
     clock: SystemClock,
     queue: NoQueue,
-    blob: SpinBlob,
+    backups: BackupStore,
+}
+
+/// Where backups go: the configured S3-compatible store, else the
+/// key-value store `backups`.
+enum BackupStore {
+    KeyValue(SpinBlob),
+    S3(S3Blob),
+}
+
+impl BackupStore {
+    fn blob(&self) -> &dyn Blob {
+        match self {
+            Self::KeyValue(kv) => kv,
+            Self::S3(s3) => s3,
+        }
+    }
 }
 
 impl Ports {
-    async fn new() -> Self {
+    async fn new(s3: Option<S3Config>) -> Self {
         Self {
             sql: SpinSql::new(variables::get(DATABASE_URL_VAR).await),
             kv: SpinKv,
             http: SpinHttp,
             clock: SystemClock,
             queue: NoQueue,
-            blob: SpinBlob,
+            backups: s3.map_or(BackupStore::KeyValue(SpinBlob), |cfg| {
+                BackupStore::S3(S3Blob::new(cfg))
+            }),
         }
     }
 
@@ -104,7 +126,7 @@ impl Ports {
             http: &self.http,
             clock: &self.clock,
             queue: &self.queue,
-            blob: &self.blob,
+            blob: self.backups.blob(),
         }
     }
 }
@@ -124,9 +146,14 @@ pub(crate) async fn with_timeout<F: Future>(limit: Duration, fut: F) -> Option<F
 async fn serve(
     req: spin_sdk::http::Request,
 ) -> ::http::Response<http_body_util::Full<bytes::Bytes>> {
-    let cfg = variables::load_config().await;
+    // The backup store's settings are the adapter's own; an invalid one
+    // makes the whole configuration invalid, as a bad core setting does.
+    let cfg = match variables::load_config().await {
+        Ok(cfg) => variables::load_s3_config().await.map(|s3| (cfg, s3)),
+        Err(e) => Err(e),
+    };
     let max_body_bytes = match &cfg {
-        Ok(cfg) => cfg.limits.max_body_bytes,
+        Ok((cfg, _)) => cfg.limits.max_body_bytes,
         Err(_) => Limits::default().max_body_bytes,
     };
     let Some(req) = request::to_core(req, max_body_bytes).await else {
@@ -136,8 +163,8 @@ async fn serve(
         });
     };
     let resp = match cfg {
-        Ok(cfg) => {
-            let ports = Ports::new().await;
+        Ok((cfg, s3)) => {
+            let ports = Ports::new(s3).await;
             if let Some(cron) = scheduled_call(&req).await {
                 let report = app::run_scheduled(&ports.platform(), &cfg, &cron).await;
                 crate::json::response(200, &report)

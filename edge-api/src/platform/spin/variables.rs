@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use crate::config::{Config, ConfigError};
+use crate::s3::{S3Config, config as s3_config};
 
 /// Reads one variable; `None` when undefined, empty or unreadable.
 pub async fn get(name: &str) -> Option<String> {
@@ -46,4 +47,14 @@ pub async fn load_config() -> Result<Config, ConfigError> {
             fetched.borrow_mut().insert(name, value);
         }
     }
+}
+
+/// The S3 backup store's settings ([`crate::s3::config`]); `Ok(None)` when
+/// no endpoint is set.
+pub async fn load_s3_config() -> Result<Option<S3Config>, ConfigError> {
+    let mut values = BTreeMap::new();
+    for name in s3_config::VARIABLES {
+        values.insert(name, get(name).await);
+    }
+    S3Config::from_lookup(|name| values.get(name).cloned().flatten())
 }
