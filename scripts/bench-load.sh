@@ -25,12 +25,10 @@ if ! command -v wrk >/dev/null; then
   "${as_root[@]}" apt-get update -qq
   "${as_root[@]}" apt-get install -y -qq --no-install-recommends wrk
 fi
-VENV="$MEMSHADOW_CACHE/venv-bench"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+bench_venv
 
 cargo build -q --release -p edge-api --features native --bin retrieve-bench --bin mint-token
-exec "$VENV/bin/python" bench/load/retrieve_load.py \
+exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/load/retrieve_load.py \
   --api-url "$API_URL" \
   --pool-url "$MEMSHADOW_POOL_URL" \
   --mint-token "$CARGO_TARGET_DIR/release/mint-token" \

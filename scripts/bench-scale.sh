@@ -15,15 +15,13 @@ cd "$REPO_ROOT"
 DATA="$(eval_data_dir bench-scale)"
 
 scripts/setup.sh
-VENV="$MEMSHADOW_CACHE/venv-bench"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+bench_venv
 
 cargo build -q --release -p edge-api --features native --bin migrate --bin retrieve-bench --bin explain-retrieve
 scripts/pg.sh start
 # Databases of its own, created and migrated by the run: the roles the
 # migrations create are cluster-wide, so any database's URLs serve.
-exec "$VENV/bin/python" bench/scale/vector_search.py \
+exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/scale/vector_search.py \
   --data "$DATA" \
   --model-dir "$MEMSHADOW_MODEL_DIR" \
   --manifest embed-wasm/model-manifest.json \

@@ -13,13 +13,11 @@ cd "$REPO_ROOT"
 DATA="$(eval_data_dir bench-text-branch)"
 
 scripts/setup.sh
-VENV="$MEMSHADOW_CACHE/venv-bench"
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check -r bench/requirements.txt
+bench_venv
 
 cargo build -q --release -p edge-api --features native --bin migrate --bin retrieve-bench
 scripts/pg.sh start
-exec "$VENV/bin/python" bench/quality/tune_text_branch.py \
+exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/quality/tune_text_branch.py \
   --data "$DATA" \
   --bin-dir "$CARGO_TARGET_DIR/release" \
   --admin-url "$MEMSHADOW_ADMIN_DATABASE_URL" \

@@ -56,3 +56,12 @@ eval_data_dir() {
     return 1
   fi
 }
+
+# The benchmarks' own virtual environment (bench/requirements.txt: Chroma,
+# psycopg, the load test's peer), kept apart from the stack's; installed on
+# first use by the bench scripts, never by scripts/test.sh.
+export MEMSHADOW_BENCH_VENV="$MEMSHADOW_CACHE/venv-bench"
+bench_venv() {
+  [ -x "$MEMSHADOW_BENCH_VENV/bin/python" ] || python3 -m venv "$MEMSHADOW_BENCH_VENV"
+  "$MEMSHADOW_BENCH_VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO_ROOT/bench/requirements.txt"
+}

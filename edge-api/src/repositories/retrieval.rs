@@ -71,19 +71,19 @@ pub const BM25_B: f64 = 0.75;
 /// them for a user with fewer). A user's corpus statistics barely move
 /// with its size, while counting them exactly means reading every row that
 /// shares a word with the question: 34,536 rows and 1.3 s for one question
-/// at 100,000 memories (BENCHMARKS.md, "The text branch at scale"). On the
-/// development data 500 rows cost 0.004 SciFact nDCG@10 and 2,000 gained
-/// 0.002 over 1,000.
+/// at 100,000 memories. Chosen on the development data (BENCHMARKS.md, "The
+/// text branch at scale"): SciFact nDCG@10 0.6949 against exact BM25's
+/// 0.6941; 500 rows lost 0.007, 2,000 gained nothing.
 pub const TEXT_IDF_SAMPLE: usize = 1000;
 /// Memories the text branch takes per query lexeme: every match of a rare
 /// lexeme, an arbitrary share of a common one's (whose low weight rarely
-/// lifts a memory into the top ranks alone). 100 to 500 scored alike on
-/// the development data; it bounds a question's cost by its words, not by
-/// the user's memories.
+/// lifts a memory into the top ranks alone). It bounds a question's cost
+/// by its words, not by the user's memories. On the development data 100
+/// lost 0.004 SciFact nDCG@10 and 500 gained nothing over 200.
 pub const TEXT_ROWS_PER_TERM: usize = 200;
 /// Lexemes of a question that find candidates, rarest first; every lexeme
-/// still counts in each candidate's score. On the development data 6 cost
-/// 0.001 SciFact nDCG@10 and 12 gained nothing over 8.
+/// still counts in each candidate's score. On the development data 6 lost
+/// 0.002 LoCoMo recall@10 and 12 gained nothing over 8.
 pub const TEXT_MAX_TERMS: usize = 8;
 
 /// Hybrid retrieval in one statement, filters numbered as in
@@ -100,8 +100,8 @@ pub const TEXT_MAX_TERMS: usize = 8;
 /// each reduced to the query's lexemes (`ts_filter` of the lexemes
 /// weighted A keeps only them): BM25's N, document frequencies and average
 /// length (at least 1: recent memories may all be stop words) come from
-/// it, over the user's memories whatever the request's
-/// filters, as a search engine's inverse document frequency is. `cand`
+/// it, over the user's memories whatever the request's filters, as a
+/// search engine's inverse document frequency is. `cand`
 /// takes, for each of the rarest lexemes, up to `$18` live memories that
 /// hold it and pass the filters (GIN on `content_tsv`), with their
 /// frequencies of every query lexeme; `fts` ranks them by BM25. Neither
