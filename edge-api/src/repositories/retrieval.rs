@@ -101,11 +101,11 @@ pub const TEXT_MAX_TERMS: usize = 8;
 /// weighted A keeps only them): BM25's N, document frequencies and average
 /// length (at least 1: recent memories may all be stop words) come from
 /// it, over the user's memories whatever the request's filters, as a
-/// search engine's inverse document frequency is. `cand`
-/// takes, for each of the rarest lexemes, up to `$18` live memories that
-/// hold it and pass the filters (GIN on `content_tsv`), with their
-/// frequencies of every query lexeme; `fts` ranks them by BM25. Neither
-/// depends on the depth `$10`, so both depths rank alike.
+/// search engine's inverse document frequency is. `cand` takes, for each
+/// of the rarest lexemes, up to `$18` live memories that hold it and pass
+/// the filters (GIN on `content_tsv`), with their frequencies of every
+/// query lexeme; `fts` ranks them by BM25. Neither depends on the depth
+/// `$10`, so both depths rank alike.
 pub(super) const RETRIEVE: &str = concat!(
     "WITH vec AS ( \
        SELECT v.id, row_number() OVER (ORDER BY v.d, v.id) AS r, 1 - v.d AS sim FROM ( \
