@@ -4,14 +4,17 @@
 //! falls back to full text, and once the pool is back the local stack's
 //! timer (scripts/scheduler.sh, the same script `scripts/stack.sh up`
 //! starts, here pointed at the second Worker) embeds every pending row with
-//! no manual trigger, while the Worker's queue consumer retries its messages.
+//! no manual trigger. Meanwhile the Worker's queue consumer retries its
+//! messages (after 1 s here, 30 s by default) until miniflare moves them to
+//! the dead-letter queue, whose consumer makes the rows due again: the rows
+//! stay `pending`, never `failed`, and each is embedded once the pool is back.
 
 use std::time::Duration;
 
 use memshadow_e2e::database::FreshDatabase;
 use memshadow_e2e::proxy::ToggleProxy;
 use memshadow_e2e::wrangler::{Scheduler, Worker};
-use memshadow_e2e::{Client, DevSigner, eventually, pool_url};
+use memshadow_e2e::{Client, DevSigner, embedding_statuses, eventually, pool_url};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -39,6 +42,7 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
             ("MEMSHADOW_DEV_DATABASE_URL", &db.app_url()),
             ("MEMSHADOW_EMBEDDING_URL", &proxy.url()),
             ("MEMSHADOW_EMBED_TIMEOUT_MS", "2000"),
+            ("MEMSHADOW_EMBED_QUEUE_RETRY_DELAY_SECONDS", "1"),
         ],
     );
     let user = Uuid::new_v4().to_string();
@@ -99,6 +103,22 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
         assert_eq!(client.embedding_status(id), "pending");
     }
 
+    // The queue gave up on both messages (max_retries in wrangler.toml):
+    // the dead-letter consumer re-drove the rows, which are still pending.
+    let redriven = eventually(Duration::from_secs(90), || {
+        let n = dead_letters_redriven(&worker.log());
+        (n >= ids.len()).then_some(n)
+    });
+    assert_eq!(
+        redriven,
+        Some(ids.len()),
+        "the dead-letter queue did not re-drive both rows; Worker log:\n{}",
+        worker.log()
+    );
+    for id in &ids {
+        assert_eq!(client.embedding_status(id), "pending");
+    }
+
     // The pool comes back; the stack's timer embeds both, untouched by us.
     let _timer = Scheduler::start(&worker.url(), 2);
     proxy.set_up(true);
@@ -120,4 +140,17 @@ fn ingest_during_an_outage_is_embedded_by_the_scheduled_job_after_recovery() {
     assert_eq!(reply.header("x-retrieval-mode").as_deref(), Some("hybrid"));
     assert_eq!(reply.header("x-pending-embeddings").as_deref(), Some("0"));
     assert_eq!(hybrid[0]["id"], first["id"]);
+
+    // Nothing lost, nothing doubled by the retries: two memories, both ready.
+    let statuses = embedding_statuses(&client);
+    assert_eq!(statuses, [("ready".to_string(), 2)].into(), "{statuses:?}");
+}
+
+/// Rows the dead-letter consumer re-drove, summed over its log lines
+/// (`… embed dead letters: N re-driven, M to retry`).
+fn dead_letters_redriven(log: &str) -> usize {
+    log.lines()
+        .filter_map(|line| line.split("embed dead letters: ").nth(1))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<usize>().ok())
+        .sum()
 }

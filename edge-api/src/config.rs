@@ -25,6 +25,7 @@ pub const EMBED_BATCH_SIZE: &str = "MEMSHADOW_EMBED_BATCH_SIZE";
 pub const EMBED_JOB_BUDGET_MS: &str = "MEMSHADOW_EMBED_JOB_BUDGET_MS";
 pub const EMBED_JOB_CONCURRENCY: &str = "MEMSHADOW_EMBED_JOB_CONCURRENCY";
 pub const INLINE_EMBED_MAX_TEXTS: &str = "MEMSHADOW_INLINE_EMBED_MAX_TEXTS";
+pub const EMBED_QUEUE_RETRY_DELAY_SECONDS: &str = "MEMSHADOW_EMBED_QUEUE_RETRY_DELAY_SECONDS";
 pub const MAX_BODY_BYTES: &str = "MEMSHADOW_MAX_BODY_BYTES";
 pub const MAX_CONTENT_BYTES: &str = "MEMSHADOW_MAX_CONTENT_BYTES";
 pub const MAX_METADATA_BYTES: &str = "MEMSHADOW_MAX_METADATA_BYTES";
@@ -186,6 +187,10 @@ pub struct Config {
     /// the same texts again (measured: the pipeline reached 60 % of the
     /// pool's raw throughput with inline attempts on batches of 100).
     pub inline_embed_max_texts: usize,
+    /// Seconds a queue message waits before it is retried after an outage
+    /// (Cloudflare Queues; after `max_retries` it goes to the dead-letter
+    /// queue). Long enough for a pool restart; tests shorten it.
+    pub embed_queue_retry_delay_seconds: u32,
     pub limits: Limits,
     pub auth: AuthConfig,
     /// The scheduled SDAP backup; None when not configured.
@@ -271,6 +276,14 @@ impl Config {
             embed_job_budget_ms: num(&get, EMBED_JOB_BUDGET_MS, 240_000, 1_000, 900_000)?,
             embed_job_concurrency: num(&get, EMBED_JOB_CONCURRENCY, 2, 1, 16)?,
             inline_embed_max_texts: num(&get, INLINE_EMBED_MAX_TEXTS, 32, 0, 1000)?,
+            // Cloudflare Queues accept delays up to 12 hours.
+            embed_queue_retry_delay_seconds: num(
+                &get,
+                EMBED_QUEUE_RETRY_DELAY_SECONDS,
+                30,
+                0,
+                43_200,
+            )?,
             limits,
         })
     }
@@ -570,6 +583,7 @@ pub(crate) mod tests {
         assert_eq!(c.embedding_url, "http://127.0.0.1:8790");
         assert_eq!(c.embedding_model, "all-MiniLM-L6-v2");
         assert_eq!(c.embed_timeout_ms, 3000);
+        assert_eq!(c.embed_queue_retry_delay_seconds, 30);
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.jwt_keys[0].kid, "k1");
     }

@@ -66,15 +66,21 @@ impl Worker {
                 .filter(|r| r.status().is_success())
         });
         if up.is_none() {
-            let log =
-                std::fs::read_to_string(worker._state.0.join("wrangler.log")).unwrap_or_default();
-            panic!("second Worker on port {port} did not start:\n{log}");
+            panic!(
+                "second Worker on port {port} did not start:\n{}",
+                worker.log()
+            );
         }
         worker
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What wrangler dev and the Worker's console printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._state.0.join("wrangler.log")).unwrap_or_default()
     }
 }
 

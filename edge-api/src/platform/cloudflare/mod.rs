@@ -137,8 +137,6 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 /// Name of the dead-letter queue in `wrangler.toml`: its batches re-drive
 /// rows instead of embedding them.
 const DEAD_LETTER_QUEUE: &str = "memshadow-embed-dlq";
-/// Seconds a retried message waits: the pool was down.
-const RETRY_DELAY_SECONDS: u32 = 30;
 
 /// The consumer of the embedding queue and of its dead-letter queue. Each
 /// message body is one memory id; the core says which to acknowledge and
@@ -170,7 +168,7 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::
         app::run_embed_queue(&ports.platform(), &cfg, ids).await
     };
     let delay = worker::QueueRetryOptionsBuilder::new()
-        .with_delay_seconds(RETRY_DELAY_SECONDS)
+        .with_delay_seconds(cfg.embed_queue_retry_delay_seconds)
         .build();
     for (id, raw) in &messages {
         if outcome.retry.contains(id) {
