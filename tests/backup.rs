@@ -4,6 +4,8 @@
 //! `sdap` tool into a fresh database, compared row by row with the source,
 //! and a second Worker on the restored database signs the user in and
 //! retrieves the memory. No stored object holds a memory text or an email.
+//! A second daily backup then retires the first from the bucket (retention
+//! keeps the newest backup of each day).
 //!
 //! Needs the stack (scripts/stack.sh up: its backup keys in
 //! .data/backup-keys, the `sdap` and `migrate` binaries) and the superuser
@@ -40,6 +42,24 @@ fn persist_dir() -> PathBuf {
 
 /// `wrangler r2 object get` from the stack's local bucket into `dest`.
 fn r2_get(key: &str, dest: &Path) {
+    let out = r2_get_output(key, dest);
+    assert!(
+        out.status.success() && dest.is_file(),
+        "wrangler r2 object get {key} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the stack's local bucket holds `key`.
+fn r2_has(key: &str) -> bool {
+    let dest = std::env::temp_dir().join(format!("memshadow-r2-probe-{}", uuid::Uuid::new_v4()));
+    let found = r2_get_output(key, &dest).status.success() && dest.is_file();
+    let _ = std::fs::remove_file(&dest);
+    found
+}
+
+fn r2_get_output(key: &str, dest: &Path) -> std::process::Output {
     std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
     let node_dir = std::env::var("MEMSHADOW_NODE").unwrap_or_else(|_| {
         format!(
@@ -47,7 +67,7 @@ fn r2_get(key: &str, dest: &Path) {
             std::env::var("HOME").unwrap_or_default()
         )
     });
-    let out = Command::new("node")
+    Command::new("node")
         .arg(format!("{node_dir}/node_modules/wrangler/bin/wrangler.js"))
         .args(["r2", "object", "get"])
         .arg(format!("memshadow-backups/{key}"))
@@ -59,13 +79,7 @@ fn r2_get(key: &str, dest: &Path) {
         .current_dir(repo_root())
         .env("WRANGLER_SEND_METRICS", "false")
         .output()
-        .expect("run wrangler");
-    assert!(
-        out.status.success() && dest.is_file(),
-        "wrangler r2 object get {key} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("run wrangler")
 }
 
 fn sdap(args: &[&str]) -> String {
@@ -130,21 +144,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     );
     let memory_id = stored["id"].as_str().expect("id").to_string();
 
-    // The daily trigger; the outcome shows in /ready.
-    let before = Client::anonymous(&base).get("/ready").json();
-    Client::anonymous(&base)
-        .get("/__scheduled?cron=0+3+*+*+*")
-        .expect(200);
-    let outcome = eventually(Duration::from_secs(60), || {
-        let ready: Value = Client::anonymous(&base).get("/ready").json();
-        let done = ready["backup"]["last_success"].clone();
-        (done != before["backup"]["last_success"] && done.is_object()).then_some(done)
-    })
-    .expect("a new successful backup in /ready");
-    let backup_id = outcome["backup_id"]
-        .as_str()
-        .expect("backup_id")
-        .to_string();
+    let backup_id = daily_backup(&base);
 
     // Fetch the backup out of the local R2 bucket.
     let store = std::env::temp_dir().join(format!("memshadow-backup-e2e-{tag}"));
@@ -263,4 +263,54 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     drop(worker);
     drop(restored);
     let _ = std::fs::remove_dir_all(&store);
+
+    // Retention (keep the newest backup of each day): a second daily
+    // backup verifies, then the first one's objects leave the bucket and
+    // its run is recorded as deleted.
+    let newer = daily_backup(&base);
+    assert_ne!(newer, backup_id);
+    let deleted = eventually(Duration::from_secs(30), || {
+        let rows = run_sql(
+            &admin_url(),
+            &format!(
+                "SELECT deleted_at IS NOT NULL FROM backup_runs WHERE backup_id = '{backup_id}'"
+            ),
+        );
+        (rows[0][0].as_deref() == Some("t")).then_some(())
+    });
+    assert!(
+        deleted.is_some(),
+        "retention did not record {backup_id} as deleted"
+    );
+    for c in manifest["chunks"].as_array().expect("chunks") {
+        let name = c["object"].as_str().expect("object");
+        assert!(
+            !r2_has(&format!("{folder}/{name}")),
+            "{name} of the retired backup is still stored"
+        );
+    }
+    assert!(!r2_has(&format!("{folder}/manifest.json")));
+    assert!(
+        r2_has(&format!("backups/{newer}/manifest.json")),
+        "the newest backup is kept"
+    );
+}
+
+/// Runs the daily trigger and returns the id of the new successful backup
+/// (the outcome shows in /ready).
+fn daily_backup(base: &str) -> String {
+    let before = Client::anonymous(base).get("/ready").json();
+    Client::anonymous(base)
+        .get("/__scheduled?cron=0+3+*+*+*")
+        .expect(200);
+    let outcome = eventually(Duration::from_secs(60), || {
+        let ready: Value = Client::anonymous(base).get("/ready").json();
+        let done = ready["backup"]["last_success"].clone();
+        (done != before["backup"]["last_success"] && done.is_object()).then_some(done)
+    })
+    .expect("a new successful backup in /ready");
+    outcome["backup_id"]
+        .as_str()
+        .expect("backup_id")
+        .to_string()
 }
