@@ -60,18 +60,28 @@ impl S3Store {
                 get(name)
             }
         };
-        let needs = format!(
-            "s3://{bucket} needs {}, {} and {} ({} optional, default {})",
-            vars::ENDPOINT,
-            vars::ACCESS_KEY_ID,
-            vars::SECRET_ACCESS_KEY,
-            vars::REGION,
-            vars::DEFAULT_REGION
-        );
+        let required = [vars::ENDPOINT, vars::ACCESS_KEY_ID, vars::SECRET_ACCESS_KEY];
+        let unset: Vec<&str> = required
+            .into_iter()
+            .filter(|name| get(name).is_none_or(|v| v.trim().is_empty()))
+            .collect();
+        if !unset.is_empty() {
+            return Err(format!(
+                "s3://{bucket} needs {} ({} optional, default {}); not set: {}",
+                required.join(", "),
+                vars::REGION,
+                vars::DEFAULT_REGION,
+                unset.join(", ")
+            ));
+        }
         let config = match S3Config::from_lookup(lookup) {
             Ok(Some(config)) => config,
-            Ok(None) => return Err(format!("{needs}: {} is not set", vars::ENDPOINT)),
-            Err(e) => return Err(format!("{needs}: {e}")),
+            Ok(None) => return Err(format!("s3://{bucket}: {} is not set", vars::ENDPOINT)),
+            // The bucket comes from the URL, not from its variable.
+            Err(e) if e.variable == vars::BUCKET => {
+                return Err(format!("s3://{bucket}: the bucket name {}", e.reason));
+            }
+            Err(e) => return Err(format!("s3://{bucket}: {e}")),
         };
         // reqwest's blocking client must not be built (nor called) on a
         // thread that runs an async runtime, and `sdap` runs in one.
