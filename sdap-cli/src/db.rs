@@ -15,7 +15,7 @@ use sdap::manifest::{Manifest, ManifestSigner};
 use sdap::tables::{self, Table};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
-use crate::store::DirStore;
+use crate::store::Store;
 
 pub async fn connect(url: &str) -> Result<Client, String> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
@@ -75,7 +75,7 @@ pub struct ExportPlan<'a> {
 /// Exports every table from one consistent snapshot into `store`.
 pub async fn export(
     client: &mut Client,
-    store: &DirStore,
+    store: &Store,
     plan: &ExportPlan<'_>,
     bar: &ProgressBar,
 ) -> Result<Manifest, String> {

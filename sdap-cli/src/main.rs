@@ -1,5 +1,5 @@
 //! `sdap`: the operator's side of MEMSHADOW backups. Makes the keys, lists
-//! the backups in a store, verifies one without writing anything, restores
+//! the backups in a store (a folder or an S3-compatible bucket), verifies one without writing anything, restores
 //! one into a database (checking signature, every sha256, decryption, row
 //! counts and content hashes), and exports a database by hand.
 //!
@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod db;
+mod s3_store;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use sdap::age::{Identity, Recipient};
 use sdap::backup;
 use sdap::manifest::{self, ManifestSigner};
 
-use crate::store::DirStore;
+use crate::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -35,9 +36,10 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct Source {
-    /// The store: a folder holding `backups/<id>/…` (a copy of the bucket).
+    /// The store: `s3://BUCKET` (settings from MEMSHADOW_BACKUP_S3_*), or
+    /// a folder holding `backups/<id>/…` (a copy of the bucket).
     #[arg(long)]
-    from: PathBuf,
+    from: String,
     /// Ed25519 public key (base64) trusted to sign manifests, or a file
     /// holding one; repeatable.
     #[arg(long = "trusted-key", env = "SDAP_TRUSTED_KEY", required = true)]
@@ -89,8 +91,9 @@ enum Command {
     Export {
         #[arg(long)]
         database: String,
+        /// `s3://BUCKET` (settings from MEMSHADOW_BACKUP_S3_*), or a folder.
         #[arg(long)]
-        to: PathBuf,
+        to: String,
         /// age recipient (age1…); repeatable.
         #[arg(long = "recipient", required = true)]
         recipients: Vec<String>,
@@ -127,7 +130,7 @@ fn identities(path: &Path) -> Result<Vec<Identity>, String> {
         .map_err(|e| format!("--identity {}: {e}", path.display()))
 }
 
-fn resolve(store: &DirStore, wanted: &str) -> Result<String, String> {
+fn resolve(store: &Store, wanted: &str) -> Result<String, String> {
     if wanted != "latest" {
         return Ok(wanted.to_string());
     }
@@ -197,11 +200,11 @@ fn base64_of(bytes: &[u8]) -> String {
 }
 
 fn list(source: &Source) -> Result<(), String> {
-    let store = DirStore::new(&source.from);
     let keys = trusted_keys(&source.trusted_keys)?;
+    let store = Store::open(&source.from)?;
     let ids = store.backup_ids().map_err(|e| e.to_string())?;
     if ids.is_empty() {
-        println!("no complete backups in {}", source.from.display());
+        println!("no complete backups in {}", store.describe());
         return Ok(());
     }
     println!(
@@ -257,10 +260,10 @@ fn verify(
     source: &Source,
     wanted: &str,
     identity: &Path,
-) -> Result<(DirStore, manifest::Manifest, Vec<Identity>), String> {
-    let store = DirStore::new(&source.from);
+) -> Result<(Store, manifest::Manifest, Vec<Identity>), String> {
     let keys = trusted_keys(&source.trusted_keys)?;
     let ids = identities(identity)?;
+    let store = Store::open(&source.from)?;
     let id = resolve(&store, wanted)?;
     let manifest = backup::open_manifest(&store, &id, &keys).map_err(|e| e.to_string())?;
     backup::check_identities(&manifest, &ids).map_err(|e| e.to_string())?;
@@ -329,7 +332,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let signer =
                 ManifestSigner::parse(&read_text(&signing_key)?).map_err(|e| e.to_string())?;
-            let store = DirStore::new(&to);
+            let store = Store::open(&to)?;
             let id = backup_id
                 .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
             if !backup::valid_backup_id(&id) {

@@ -1,11 +1,69 @@
-//! A backup store on the local file system: object keys are relative paths
-//! under a root folder (a copy of the bucket, or where `export` writes).
+//! Backup stores: a folder on the local file system, where object keys
+//! are relative paths under a root (a copy of the bucket, or where `export`
+//! writes), or an S3-compatible bucket (`s3://BUCKET`, [`S3Store`]).
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use sdap::Error;
 use sdap::backup::{self, ObjectSource};
+
+use crate::s3_store::{self, S3Store};
+
+/// Where `--from` reads and `--to` writes.
+pub enum Store {
+    Dir(DirStore),
+    S3(S3Store),
+}
+
+impl Store {
+    /// `s3://BUCKET` (settings from the environment), or a folder.
+    pub fn open(location: &str) -> Result<Self, String> {
+        match s3_store::bucket_of(location) {
+            Some(bucket) => Ok(Self::S3(S3Store::from_env(bucket?)?)),
+            None => Ok(Self::Dir(DirStore::new(Path::new(location)))),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Dir(d) => d.root.display().to_string(),
+            Self::S3(s) => s.describe(),
+        }
+    }
+
+    pub fn put(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
+        match self {
+            Self::Dir(d) => d.put(key, bytes),
+            Self::S3(s) => s.put(key, bytes),
+        }
+    }
+
+    /// Ids of complete backups (those with a manifest), oldest first.
+    pub fn backup_ids(&self) -> Result<Vec<String>, Error> {
+        match self {
+            Self::Dir(d) => d.backup_ids(),
+            Self::S3(s) => s.backup_ids(),
+        }
+    }
+
+    /// Total bytes of a backup's objects.
+    pub fn backup_size(&self, id: &str) -> u64 {
+        match self {
+            Self::Dir(d) => d.backup_size(id),
+            Self::S3(s) => s.backup_size(id),
+        }
+    }
+}
+
+impl ObjectSource for Store {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        match self {
+            Self::Dir(d) => d.get(key),
+            Self::S3(s) => s.get(key),
+        }
+    }
+}
 
 pub struct DirStore {
     root: PathBuf,

@@ -1,5 +1,6 @@
-"""The independent S3 client of wasm-host/tests/spin_s3_backup.rs: boto3
-(botocore's own SigV4) against a moto server the test started.
+"""The independent S3 client of wasm-host/tests/spin_s3_backup.rs and
+sdap-cli/tests/s3.rs: boto3 (botocore's own SigV4) against a moto server the
+test started.
 
   moto_s3.py setup ENDPOINT BUCKET
       Creates an IAM user with an access key allowed s3:*, and the bucket,
@@ -9,6 +10,8 @@
       Prints {"access_key_id": ..., "secret_access_key": ...}.
   moto_s3.py fetch ENDPOINT BUCKET KEY_ID SECRET PREFIX DIR
       Downloads every object under PREFIX to DIR/<key>; prints the keys.
+  moto_s3.py fill ENDPOINT BUCKET KEY_ID SECRET PREFIX COUNT
+      Puts COUNT small objects PREFIX00000, PREFIX00001, ...; prints COUNT.
   moto_s3.py refused ENDPOINT BUCKET KEY_ID SECRET
       Lists the bucket with these credentials and prints the error code
       the server answered (or "accepted").
@@ -80,6 +83,13 @@ def fetch(endpoint, bucket, key_id, secret, prefix, out):
     print(json.dumps(sorted(keys)))
 
 
+def fill(endpoint, bucket, key_id, secret, prefix, count):
+    s3 = client("s3", endpoint, key_id, secret)
+    for i in range(int(count)):
+        s3.put_object(Bucket=bucket, Key=f"{prefix}{i:05d}", Body=b"x")
+    print(json.dumps(int(count)))
+
+
 def refused(endpoint, bucket, key_id, secret):
     try:
         client("s3", endpoint, key_id, secret).list_objects_v2(Bucket=bucket)
@@ -89,7 +99,7 @@ def refused(endpoint, bucket, key_id, secret):
     print(json.dumps("accepted"))
 
 
-COMMANDS = {"setup": (setup, 2), "fetch": (fetch, 6), "refused": (refused, 4)}
+COMMANDS = {"setup": (setup, 2), "fetch": (fetch, 6), "fill": (fill, 6), "refused": (refused, 4)}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

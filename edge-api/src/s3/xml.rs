@@ -1,5 +1,5 @@
-//! Just enough XML for S3's answers: the keys and continuation token of a
-//! ListObjectsV2 page, and the `<Code>` of an error. The bytes come from
+//! Just enough XML for S3's answers: the keys, sizes and continuation
+//! token of a ListObjectsV2 page, and the `<Code>` of an error. The bytes come from
 //! the network, so every step returns an error instead of panicking, and
 //! nothing is indexed by position.
 //!
@@ -16,6 +16,9 @@
 #[derive(Debug, PartialEq, Eq)]
 pub struct ListPage {
     pub keys: Vec<String>,
+    /// Each key's `<Size>` in bytes, in the same order (`None` when a
+    /// server leaves it out or it is not a number): for display only.
+    pub sizes: Vec<Option<u64>>,
     /// Set when the listing continues on another page.
     pub next_token: Option<String>,
 }
@@ -71,11 +74,13 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, String> {
         return Err("the answer is not a ListBucketResult".into());
     }
     let mut keys = Vec::new();
+    let mut sizes = Vec::new();
     let mut rest = xml;
     while let Some((contents, after)) = element(rest, "Contents") {
         let (key, _) =
             element(contents, "Key").ok_or_else(|| "an entry without a Key".to_string())?;
         keys.push(unescape(key)?);
+        sizes.push(element(contents, "Size").and_then(|(v, _)| v.trim().parse::<u64>().ok()));
         rest = after;
     }
     let truncated = element(xml, "IsTruncated").is_some_and(|(v, _)| v.trim() == "true");
@@ -84,7 +89,11 @@ pub fn parse_list(body: &[u8]) -> Result<ListPage, String> {
         _ if truncated => return Err("a truncated listing without NextContinuationToken".into()),
         _ => None,
     };
-    Ok(ListPage { keys, next_token })
+    Ok(ListPage {
+        keys,
+        sizes,
+        next_token,
+    })
 }
 
 /// The `<Code>` of an S3 error document (e.g. `SignatureDoesNotMatch`),
@@ -120,6 +129,7 @@ mod tests {
             page.keys,
             vec!["backups/1/manifest.json", "backups/1/a&b <c> é☺"]
         );
+        assert_eq!(page.sizes, vec![Some(10), None]);
         assert_eq!(page.next_token.as_deref(), Some("1/abc+def=="));
     }
 
@@ -132,6 +142,7 @@ mod tests {
             parse_list(empty.as_bytes()).unwrap(),
             ListPage {
                 keys: vec![],
+                sizes: vec![],
                 next_token: None
             }
         );

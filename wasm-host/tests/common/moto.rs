@@ -2,7 +2,8 @@
 //! installed into $MEMSHADOW_VENV by scripts/setup.sh from
 //! scripts/requirements.txt), started as `python -m moto.server` on a free
 //! loopback port and stopped when the guard drops. The independent client
-//! is `tests/moto_s3.py` (boto3). Fails, never skips, when Python, moto or
+//! is `tests/moto_s3.py` (boto3). Shared: sdap-cli's tests include this
+//! file by path. Fails, never skips, when Python, moto or
 //! the server is missing.
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -28,8 +29,10 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// Found the same way from either crate that includes this file
+/// (sdap-cli's tests include it by path).
 fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/moto_s3.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../wasm-host/tests/moto_s3.py")
 }
 
 /// A running moto server; killed (its process only) on drop.
