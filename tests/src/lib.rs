@@ -17,6 +17,7 @@ use p256::pkcs8::DecodePrivateKey;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub mod cpu;
 pub mod database;
 pub mod proxy;
 pub mod wrangler;

@@ -11,7 +11,10 @@
 //!    through the API: listing 10,000 memories every poll took enough of
 //!    the 2 cores to slow the pipeline it measured. Once all are ready, one
 //!    listing through the API confirms it;
-//! 3. the time from a single ingest to the memory being found by retrieve.
+//! 3. the time from a single ingest to the memory being found by retrieve;
+//! 4. for the raw run and each import, where the machine's CPU went (the
+//!    pool, Postgres, workerd, node; read from /proc) and the pool's CPU
+//!    per text: why the pipeline reaches the share of raw that it does.
 //!
 //! It asserts nothing; with `--write PATH` it replaces the
 //! `## Ingest to searchable` section of that Markdown file (BENCHMARKS.md).
@@ -22,6 +25,7 @@
 
 use std::time::{Duration, Instant};
 
+use memshadow_e2e::cpu::{self, CpuSample};
 use memshadow_e2e::database::{admin_url, run_sql};
 use memshadow_e2e::{Client, api_url, embedding_statuses, pool_url, synthetic_memory};
 use serde_json::{Value, json};
@@ -134,6 +138,32 @@ fn pipeline(n: usize, salt: &str) -> f64 {
     total
 }
 
+/// Where the CPU went during one phase that embedded `texts` texts.
+struct CpuUse {
+    pool_share: f64,
+    pool_ms_per_text: f64,
+    /// Every other part's share, for a report line.
+    others: String,
+}
+
+impl CpuUse {
+    fn between(a: &CpuSample, b: &CpuSample, texts: usize) -> Self {
+        let shares = cpu::shares(a, b);
+        Self {
+            pool_share: shares.first().map_or(0.0, |(_, pct)| *pct),
+            pool_ms_per_text: 1e3 * cpu::part_seconds(a, b, "pool") / texts.max(1) as f64,
+            others: cpu::describe(&shares[1..]),
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "pool {:.0} % of the machine, {:.1} ms of CPU per text; {}",
+            self.pool_share, self.pool_ms_per_text, self.others
+        )
+    }
+}
+
 /// Milliseconds from one ingest to the memory found by retrieve.
 fn single_ingest_ms() -> f64 {
     let (client, _) = Client::new_user();
@@ -167,28 +197,45 @@ fn main() {
         "pool raw throughput on {} of the imported texts…",
         texts.len()
     );
+    let listen = pool_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let before = cpu::sample(&listen);
     let raw = pool_throughput(&texts);
+    let raw_cpu = CpuUse::between(&before, &cpu::sample(&listen), texts.len());
     println!("pool raw throughput: {raw:.1} texts/s ({})", pool_url());
+    println!("  CPU: {}", raw_cpu.line());
     let mut rows = Vec::new();
     for &n in &a.sizes {
         eprintln!("importing {n} memories through {} …", api_url());
+        let before = cpu::sample(&listen);
         let secs = pipeline(n, &format!("{salt}-{n}"));
+        let used = CpuUse::between(&before, &cpu::sample(&listen), n);
         let rate = n as f64 / secs;
         println!(
             "{n} memories: first batch → last searchable {secs:.1} s, {rate:.1} memories/s = {:.0} % of the pool's raw throughput",
             100.0 * rate / raw
         );
-        rows.push((n, secs, rate));
+        println!("  CPU: {}", used.line());
+        rows.push((n, secs, rate, used));
     }
     let single = single_ingest_ms();
     println!("single ingest → found by retrieve: {single:.0} ms");
 
     if let Some(path) = a.write {
         let mut table = String::new();
-        for (n, secs, rate) in &rows {
+        table.push_str(&format!(
+            "| pool alone (raw) | | {raw:.1} | 100 % | {:.0} % | {:.1} | {} |\n",
+            raw_cpu.pool_share, raw_cpu.pool_ms_per_text, raw_cpu.others
+        ));
+        for (n, secs, rate, used) in &rows {
             table.push_str(&format!(
-                "| {n} | {secs:.1} | {rate:.1} | {:.0} % |\n",
-                100.0 * rate / raw
+                "| {n} | {secs:.1} | {rate:.1} | {:.0} % | {:.0} % | {:.1} | {} |\n",
+                100.0 * rate / raw,
+                used.pool_share,
+                used.pool_ms_per_text,
+                used.others
             ));
         }
         let section = format!(
@@ -201,8 +248,10 @@ fn main() {
              through the API, which would take CPU from the pipeline. The pool's raw throughput is measured on \
              the same texts, sent directly to `/v1/embeddings` in batches of 32, two in flight.\n\n\
              Pool raw throughput: **{raw:.1} texts/s**. Single ingest → found by retrieve: **{single:.0} ms**.\n\n\
-             | memories | first batch → last searchable (s) | memories/s | share of pool raw |\n\
-             | --- | --- | --- | --- |\n{table}",
+             The CPU columns come from /proc: the pool's share of the machine's CPU time during \
+             the phase, its CPU milliseconds per text embedded, and the other parts' shares.\n\n\
+             | memories | first batch → last searchable (s) | memories/s | share of pool raw | pool's CPU share | pool CPU ms/text | other parts |\n\
+             | --- | --- | --- | --- | --- | --- | --- |\n{table}",
             sizes = a
                 .sizes
                 .iter()
