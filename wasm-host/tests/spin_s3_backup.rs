@@ -7,11 +7,13 @@
 //! back with GET and compared by the core, retention listing with
 //! ListObjectsV2 and DELETE); boto3, an independent client, then downloads
 //! the bucket and `sdap::backup::verify` (what `sdap verify` runs) checks
-//! the newest: signature, every chunk's sha256, decryption, row counts. A
+//! the newest: signature, every chunk's sha256, decryption, row counts; the
+//! `sdap` binary lists and verifies it straight from the bucket. A
 //! component holding the wrong secret is refused by the server, and its
 //! backup fails instead of counting as done.
 //!
-//! Needs the component (`scripts/build-spin.sh`), a migrated Postgres
+//! Needs the component (`scripts/build-spin.sh`), the release `sdap`
+//! (`scripts/stack.sh build`), a migrated Postgres
 //! (`scripts/pg.sh start`) and moto in $MEMSHADOW_VENV (`scripts/setup.sh`);
 //! fails, never skips, without them.
 
@@ -19,12 +21,33 @@ mod common;
 
 use std::path::PathBuf;
 
+use base64::Engine;
 use common::moto::Moto;
 use common::spin::{SECRET, backup_database, call, options, tempdir, with_database};
 use serde_json::Value;
 use wasm_host::spin::server::Server;
 
 const BUCKET: &str = "memshadow-backups";
+
+/// Runs the release `sdap` binary (scripts/stack.sh build makes it) against
+/// the moto bucket; returns its stdout, failing the test on a non-zero exit.
+fn sdap(moto: &Moto, key_id: &str, secret: &str, args: &[&str]) -> String {
+    let bin = common::spin::target_dir().join("release/sdap");
+    let out = std::process::Command::new(&bin)
+        .args(args)
+        .env("MEMSHADOW_BACKUP_S3_ENDPOINT", &moto.endpoint)
+        .env("MEMSHADOW_BACKUP_S3_ACCESS_KEY_ID", key_id)
+        .env("MEMSHADOW_BACKUP_S3_SECRET_ACCESS_KEY", secret)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/stack.sh build builds it)", bin.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "sdap {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
 /// A row the backup must carry, and that no stored object may show.
 const EMAIL: &str = "s3-backup-test@example.com";
 
@@ -232,6 +255,41 @@ async fn the_daily_backup_goes_to_s3_signed_and_verifies_after_download() {
         "{:?}",
         manifest.tables
     );
+
+    // The operator's tool straight from the bucket, no copy: `sdap list`
+    // and `sdap verify --from s3://…` with the API's S3 variables.
+    let identity = data.path.join("identity.txt");
+    std::fs::write(&identity, keys.identity.to_bech32().as_str()).expect("identity file");
+    let trusted =
+        base64::engine::general_purpose::STANDARD.encode(keys.signer.public_key().as_bytes());
+    let location = format!("s3://{BUCKET}");
+    let listing = sdap(
+        &moto,
+        &key_id,
+        &secret,
+        &["list", "--from", &location, "--trusted-key", &trusted],
+    );
+    assert!(
+        listing.contains(&second) && !listing.contains(&first),
+        "{listing}"
+    );
+    let verified = sdap(
+        &moto,
+        &key_id,
+        &secret,
+        &[
+            "verify",
+            "--from",
+            &location,
+            "--backup",
+            "latest",
+            "--identity",
+            identity.to_str().expect("utf-8 path"),
+            "--trusted-key",
+            &trusted,
+        ],
+    );
+    assert!(verified.contains(&second), "{verified}");
 
     // The same component with the wrong secret: refused, so not done.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;

@@ -19,16 +19,20 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Where the workspace's builds go (scripts/env.sh's CARGO_TARGET_DIR).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/memshadow/target")
+        })
+}
+
 pub fn component() -> PathBuf {
     if let Some(p) = std::env::var_os("MEMSHADOW_SPIN_COMPONENT") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/memshadow/target")
-        });
-    let path = target.join("wasm32-wasip2/release/edge_api.wasm");
+    let path = target_dir().join("wasm32-wasip2/release/edge_api.wasm");
     assert!(
         path.exists(),
         "{} is missing: run scripts/build-spin.sh",
