@@ -1,9 +1,11 @@
 //! SDAP backups end to end: the real Worker's daily trigger
 //! (`/__scheduled?cron=0+3+*+*+*`) exports to miniflare's local R2 bucket;
 //! the objects are fetched with `wrangler r2 object get`, restored with the
-//! `sdap` tool into a fresh database, compared row by row with the source,
-//! and a second Worker on the restored database signs the user in and
-//! retrieves the memory. No stored object holds a memory text or an email.
+//! `sdap` tool into a fresh database, compared row by row with the source
+//! (two accounts, 3,001 memories, a passkey), and a second Worker on the
+//! restored database signs the user in and retrieves the memory, and still
+//! asks the passkey account for its passkey. No stored object holds a
+//! memory text or an email.
 //! A second daily backup then retires the first from the bucket (retention
 //! keeps the newest backup of each day).
 //!
@@ -18,6 +20,9 @@ use std::time::Duration;
 use memshadow_e2e::database::{FreshDatabase, admin_url, run_sql, target_dir};
 use memshadow_e2e::{Client, api_url, dev_keys_dir, eventually, repo_root, wrangler::Worker};
 use serde_json::{Value, json};
+
+/// Memories the round trip seeds besides the one ingested through the API.
+const SEEDED_MEMORIES: usize = 3000;
 
 fn data_dir() -> PathBuf {
     std::env::var("MEMSHADOW_DATA")
@@ -143,6 +148,46 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         json!({"tags": ["backup"], "metadata": {"e2e": true}}),
     );
     let memory_id = stored["id"].as_str().expect("id").to_string();
+    let user_id = run_sql(
+        &admin_url(),
+        &format!("SELECT id::text FROM users WHERE username = '{username}'"),
+    )[0][0]
+        .clone()
+        .expect("user id");
+    // A second account, which also holds a passkey.
+    let pk_username = format!("pk{}", &tag[..12]);
+    Client::anonymous(&base)
+        .post(
+            "/api/v1/auth/register",
+            &json!({"email": format!("{pk_username}@backup.example"), "username": pk_username, "password": password}),
+        )
+        .expect(200);
+    let pk_user_id = run_sql(
+        &admin_url(),
+        &format!("SELECT id::text FROM users WHERE username = '{pk_username}'"),
+    )[0][0]
+        .clone()
+        .expect("user id");
+    // A few thousand more memories (embedded, tagged, with metadata) and the
+    // passkey, written straight into the stack's database: the backup must
+    // carry every one of them, byte for byte.
+    run_sql(
+        &admin_url(),
+        &format!(
+            "INSERT INTO memories (user_id, content, content_hash, metadata, tags, embedding, \
+               embedding_model, embedding_status, expires_at) \
+             SELECT '{user_id}', 'seeded memory ' || g || ' {tag}', \
+               encode(sha256(('{tag}' || g)::bytea), 'hex'), jsonb_build_object('n', g, 'odd', g % 2 = 1), \
+               ARRAY['seed', 't' || (g % 7)], \
+               (SELECT array_agg(sin(g * 0.7 + i)::real) FROM generate_series(1, 384) i)::vector, \
+               'all-MiniLM-L6-v2', 'ready', CASE WHEN g % 5 = 0 THEN now() + interval '30 days' END \
+             FROM generate_series(1, {SEEDED_MEMORIES}) g; \
+             INSERT INTO webauthn_credentials (user_id, credential_id, public_key, alg, sign_count, \
+               aaguid, backup_eligible, backup_state, transports, name, created_at) \
+             VALUES ('{pk_user_id}', decode(md5('{tag}'), 'hex'), '\\xa501020326200121582000'::bytea, -7, 5, \
+               gen_random_uuid(), true, false, '{{internal,hybrid}}', 'laptop', now())"
+        ),
+    );
 
     let backup_id = daily_backup(&base);
 
@@ -184,7 +229,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     let pick = |table: &str, key: &str, value: &str| {
         let t = sdap::tables::table(table).expect("table");
         format!(
-            "SELECT {} FROM {table} WHERE {key}::text = '{value}'",
+            "SELECT {} FROM {table} WHERE {key}::text = '{value}' ORDER BY 1",
             t.columns
                 .iter()
                 .map(|c| c.select)
@@ -192,22 +237,22 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
                 .join(", ")
         )
     };
-    let user_id = run_sql(
-        &admin_url(),
-        &format!("SELECT id::text FROM users WHERE username = '{username}'"),
-    )[0][0]
-        .clone()
-        .expect("user id");
-    for (table, key, value) in [
-        ("users", "id", user_id.as_str()),
-        ("memories", "id", memory_id.as_str()),
-        ("refresh_tokens", "user_id", user_id.as_str()),
+    for (table, key, value, rows) in [
+        ("users", "id", user_id.as_str(), 1),
+        ("memories", "user_id", user_id.as_str(), SEEDED_MEMORIES + 1),
+        ("users", "id", pk_user_id.as_str(), 1),
+        ("webauthn_credentials", "user_id", pk_user_id.as_str(), 1),
+        ("refresh_tokens", "user_id", user_id.as_str(), 1),
     ] {
         let a = run_sql(&admin_url(), &pick(table, key, value));
         let b = run_sql(&restored_admin, &pick(table, key, value));
-        assert!(!a.is_empty(), "{table} has our row in the source");
-        assert_eq!(a, b, "{table} differs after restore");
+        assert_eq!(a.len(), rows, "{table}: our rows in the source");
+        assert!(a == b, "{table} differs after restore");
     }
+    assert!(
+        run_sql(&restored_admin, &pick("memories", "id", &memory_id)).len() == 1,
+        "the ingested memory is restored"
+    );
 
     // Nothing in the local bucket is plaintext.
     let mut files = Vec::new();
@@ -251,6 +296,23 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         ],
     );
     let token = login(&worker.url(), &username, &password);
+    // The restored passkey still guards its account: a password alone
+    // earns only the step-up to the passkey ceremony.
+    let step_up = Client::anonymous(&worker.url())
+        .post(
+            "/api/v1/auth/login",
+            &json!({"username": pk_username, "password": password}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(step_up["mfa_required"], true, "{step_up}");
+    let partial = step_up["access_token"].as_str().expect("token");
+    let refused = Client::anonymous(&worker.url())
+        .with_token(partial)
+        .post("/api/v1/memory/retrieve", &json!({"query": "anything"}))
+        .expect(403)
+        .json();
+    assert_eq!(refused["error"]["code"], "mfa_required", "{refused}");
     let found = Client::anonymous(&worker.url())
         .with_token(&token)
         .post(
@@ -300,9 +362,16 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
 /// (the outcome shows in /ready).
 fn daily_backup(base: &str) -> String {
     let before = Client::anonymous(base).get("/ready").json();
-    Client::anonymous(base)
-        .get("/__scheduled?cron=0+3+*+*+*")
-        .expect(200);
+    // The trigger answers when the run ends: a backup of the whole stack's
+    // database (every test's users) may outlast the harness's 60 s.
+    let reply = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .expect("client")
+        .get(format!("{base}/__scheduled?cron=0+3+*+*+*"))
+        .send()
+        .expect("the daily trigger");
+    assert!(reply.status().is_success(), "{}", reply.status());
     let outcome = eventually(Duration::from_secs(60), || {
         let ready: Value = Client::anonymous(base).get("/ready").json();
         let done = ready["backup"]["last_success"].clone();
