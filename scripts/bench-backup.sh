@@ -27,8 +27,15 @@ base="${MEMSHADOW_ADMIN_DATABASE_URL%/*}"
 SRC=bench_backup_src DST=bench_backup_dst
 WORK="$(mktemp -d)"
 WORKER_PID=""
+# wrangler runs workerd as its child: stop both.
+stop_worker() {
+  [ -n "$WORKER_PID" ] || return 0
+  pkill -TERM -P "$WORKER_PID" 2>/dev/null || true
+  kill "$WORKER_PID" 2>/dev/null || true
+  WORKER_PID=""
+}
 cleanup() {
-  if [ -n "$WORKER_PID" ]; then pkill -TERM -P "$WORKER_PID" 2>/dev/null || true; kill "$WORKER_PID" 2>/dev/null || true; fi
+  stop_worker
   "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $SRC WITH (FORCE)" -c "DROP DATABASE IF EXISTS $DST WITH (FORCE)" || true
   rm -rf "$WORK"
 }
@@ -91,9 +98,7 @@ while :; do
 done
 tw1=$(date +%s.%N)
 worker_backup="${state%% *}"
-pkill -TERM -P "$WORKER_PID" 2>/dev/null || true
-kill "$WORKER_PID" 2>/dev/null || true
-WORKER_PID=""
+stop_worker
 
 t0=$(date +%s.%N)
 "$SDAP" export --database "$base/$SRC" --to "$WORK/store" --recipient "$(cat "$WORK/keys/recipient.txt")" \

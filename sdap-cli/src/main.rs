@@ -1,7 +1,8 @@
 //! `sdap`: the operator's side of MEMSHADOW backups. Makes the keys, lists
-//! the backups in a store (a folder or an S3-compatible bucket), verifies one without writing anything, restores
-//! one into a database (checking signature, every sha256, decryption, row
-//! counts and content hashes), and exports a database by hand.
+//! the backups in a store (a folder or an S3-compatible bucket), verifies
+//! one without writing anything, restores one into a database (checking
+//! signature, every sha256, decryption, row counts and content hashes),
+//! and exports a database by hand.
 //!
 //! The private age identity lives only here, never at the edge.
 

@@ -128,6 +128,16 @@ impl Client {
         self
     }
 
+    /// The same client with a longer (or shorter) limit per request, for
+    /// calls that answer only when their work is done.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("HTTP client");
+        self
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
