@@ -7,6 +7,9 @@
 #   scripts/quality.sh            the full run (about 25 minutes on 2 cores);
 #                                 updates BENCHMARKS.md and bench/quality/results.json
 #   scripts/quality.sh --smoke    a few hundred documents, checked (CI; ~2 minutes)
+#   scripts/quality.sh --baselines-only
+#                                 BM25 and every model's exact cosine, no stack
+#                                 (all-mpnet-base-v2 embeds SciFact in ~15 minutes)
 #
 # MEMSHADOW_EVAL_DATA: the evaluation data [../shared/data from the repository root].
 set -euo pipefail
@@ -35,7 +38,14 @@ if [ "${1:-}" = "--smoke" ]; then
   exec "$PY" bench/quality/run.py --smoke --check --cleanup "${common[@]}" \
     --out "$MEMSHADOW_DATA/quality/smoke.json"
 fi
-exec "$PY" bench/quality/run.py "${common[@]}" "$@" \
+# The other models a deployment can pick, scored by exact cosine beside the
+# served one (their speed is in wasm-host's embed-bench).
+others=(--other-model "$MEMSHADOW_MODEL_DIR/all-mpnet-base-v2" embed-wasm/model-manifest-mpnet.json)
+if [ "${1:-}" = "--baselines-only" ]; then
+  exec "$PY" bench/quality/run.py --baselines-only "${common[@]}" "${others[@]}" \
+    --out "$MEMSHADOW_DATA/quality/baselines.json"
+fi
+exec "$PY" bench/quality/run.py "${common[@]}" "${others[@]}" "$@" \
   --out bench/quality/results.json \
   --rankings "$MEMSHADOW_DATA/quality/rankings.json" \
   --benchmarks BENCHMARKS.md \

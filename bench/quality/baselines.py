@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-# The guest's MAX_TOKENS (embed-wasm/model-manifest.json "max_tokens").
+# Truncation when a manifest names none (all-MiniLM-L6-v2: 256 tokens).
 MAX_TOKENS = 256
 
 
@@ -51,6 +51,7 @@ class OnnxEmbedder:
         variant = manifest["variants"][manifest["default_variant"]]
         self.model_file = os.path.join(model_dir, variant["file"])
         self.model_id = variant["model_id"]
+        self.dim = manifest["dim"]
         digest = next(f["sha256"] for f in manifest["files"] if f["name"] == variant["file"])
         self.digest = digest
         self.tok = Tokenizer.from_file(os.path.join(model_dir, manifest["tokenizer"]))
@@ -92,7 +93,7 @@ class OnnxEmbedder:
                 self._cache[k] = v.astype(np.float32)
             if log and (start // batch) % 20 == 0:
                 log(f"onnxruntime: {start + len(chunk)}/{len(todo)} new embeddings")
-        return np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+        return np.stack([self._cache[k] for k in keys]) if keys else np.zeros((0, self.dim), np.float32)
 
     def save(self):
         os.makedirs(os.path.dirname(self.cache_path), exist_ok=True)

@@ -60,6 +60,19 @@ def parse_args():
     p.add_argument("--keys", required=True, help="the stack's dev key folder")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--manifest", required=True, help="embed-wasm/model-manifest.json")
+    p.add_argument(
+        "--other-model",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("MODEL_DIR", "MANIFEST"),
+        help="also score exact cosine over this model's onnxruntime embeddings (e.g. all-mpnet-base-v2)",
+    )
+    p.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="score BM25 and the models' exact cosine only; no stack needed",
+    )
     p.add_argument("--cache", required=True, help="folder for cached baseline embeddings")
     p.add_argument("--out", required=True, help="JSON result file")
     p.add_argument("--rankings", help="also write every system's rankings here (JSON, for fusion tuning)")
@@ -120,13 +133,17 @@ def api_rankings(api, user, coll, depth, modes, threads):
     return out
 
 
-def baseline_rankings(coll, embedder, depth):
+def baseline_rankings(coll, embedders, depth):
+    """BM25, and exact cosine per model: "onnx" for the model the pool
+    serves, "onnx:<model id>" for each other model."""
     texts = [d.content for d in coll.docs]
     questions = [q.text for q in coll.questions]
     out = {"bm25": Bm25(texts).search(questions, depth)}
-    doc_vecs = embedder.embed(texts, log)
-    q_vecs = embedder.embed(questions)
-    out["onnx"] = exact_cosine(doc_vecs, q_vecs, depth)
+    for name, embedder in embedders.items():
+        doc_vecs = embedder.embed(texts, log)
+        q_vecs = embedder.embed(questions)
+        out[name] = exact_cosine(doc_vecs, q_vecs, depth)
+        embedder.save()
     return out
 
 
@@ -232,6 +249,14 @@ SYSTEM_LABELS = {
 }
 
 
+def label(system, result):
+    if system.startswith("onnx:"):
+        return f"exact cosine, onnxruntime, {system[5:]}"
+    if system == "onnx":
+        return f"{SYSTEM_LABELS[system]}, {result['model']['id']}"
+    return SYSTEM_LABELS[system]
+
+
 def tables(result):
     out = []
     sf = result["scifact"]
@@ -239,7 +264,7 @@ def tables(result):
     out.append("| system | nDCG@10 | recall@10 | recall@100 |")
     out.append("| --- | --- | --- | --- |")
     for s, v in sf["systems"].items():
-        out.append(f"| {SYSTEM_LABELS[s]} | {fmt(v['ndcg@10'])} | {fmt(v['recall@10'])} | {fmt(v['recall@100'])} |")
+        out.append(f"| {label(s, result)} | {fmt(v['ndcg@10'])} | {fmt(v['recall@10'])} | {fmt(v['recall@100'])} |")
     lc = result["locomo"]
     out.append(
         f"\nLoCoMo ({lc['docs']} turns in {lc['conversations']} conversations, {lc['questions']} questions; "
@@ -252,7 +277,7 @@ def tables(result):
     out.append("| --- | " + " | ".join("---" for _ in cats) + " |")
     for s, v in lc["systems"].items():
         cells = [f"{v[c]['recall@5']:.3f} / **{v[c]['recall@10']:.3f}** / {v[c]['recall@20']:.3f}" for c in cats]
-        out.append(f"| {SYSTEM_LABELS[s]} | " + " | ".join(cells) + " |")
+        out.append(f"| {label(s, result)} | " + " | ".join(cells) + " |")
     out.append("\nTargets (issue 11):\n")
     for t in result["targets"]:
         out.append(f"- {'met' if t['met'] else '**missed**'}: {t['text']}")
@@ -344,21 +369,27 @@ def main():
     colls = [scifact] + locomo
     users = {c.name: user_for(prefix, c.name) for c in colls}
 
-    for c in colls:
-        c.id_to_doc = load(api, c, users[c.name])
-    sf_wait = api.wait_embedded([users[scifact.name]], log, drive=not args.no_drive)
-    lc_wait = api.wait_embedded([users[c.name] for c in locomo], log, drive=not args.no_drive)
+    sf_wait = lc_wait = None
+    if not args.baselines_only:
+        for c in colls:
+            c.id_to_doc = load(api, c, users[c.name])
+        sf_wait = api.wait_embedded([users[scifact.name]], log, drive=not args.no_drive)
+        lc_wait = api.wait_embedded([users[c.name] for c in locomo], log, drive=not args.no_drive)
 
     log("baselines: BM25 and onnxruntime exact cosine")
     embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
+    embedders = {"onnx": embedder}
+    for model_dir, manifest in args.other_model:
+        other = OnnxEmbedder(model_dir, manifest, args.cache)
+        embedders[f"onnx:{other.model_id}"] = other
     rankings = {}
     for c in colls:
-        rankings[c.name] = baseline_rankings(c, embedder, DEPTH)
-        embedder.save()
-        log(f"{c.name}: asking {len(c.questions)} questions in modes {', '.join(MODES)}")
-        rankings[c.name] |= api_rankings(api, users[c.name], c, DEPTH, MODES, args.threads)
+        rankings[c.name] = baseline_rankings(c, embedders, DEPTH)
+        if not args.baselines_only:
+            log(f"{c.name}: asking {len(c.questions)} questions in modes {', '.join(MODES)}")
+            rankings[c.name] |= api_rankings(api, users[c.name], c, DEPTH, MODES, args.threads)
 
-    systems = [s for s in MODES + ["bm25", "onnx"] if all(s in rankings[c.name] for c in colls)]
+    systems = [s for s in MODES + list(embedders) + ["bm25"] if all(s in rankings[c.name] for c in colls)]
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -383,7 +414,7 @@ def main():
         },
     }
     result["targets"] = targets(result)
-    plan = explain(args, api, users[scifact.name], scifact.questions[0].text)
+    plan = None if args.baselines_only else explain(args, api, users[scifact.name], scifact.questions[0].text)
     result["explain"] = plan
     result["seconds"] = time.time() - t0
 
@@ -409,7 +440,7 @@ def main():
     if not args.smoke and {"vector", "text", "bm25", "onnx"} <= set(systems):
         tuning, best = grid(dump)
         result["fusion_grid_best"] = {"k": best[0], "depth": best[1]}
-    if args.benchmarks:
+    if args.benchmarks and not args.baselines_only:
         write_benchmarks(args.benchmarks, result, plan, tuning)
         log(f"updated {args.benchmarks}")
     if args.cleanup:

@@ -7,7 +7,10 @@ Vectors are produced for both prepared variants (model-fp32.onnx and
 model-int8.onnx from scripts/model/prepare.sh); the file records each
 model's sha256 so the Rust test can refuse a mismatched model.
 
-Usage: golden_embeddings.py MODEL_DIR OUT_JSON
+Usage: golden_embeddings.py MODEL_DIR OUT_JSON [MAX_LENGTH [VARIANT ...]]
+
+Defaults: 256 tokens and the variants fp32 and int8 (all-MiniLM-L6-v2);
+all-mpnet-base-v2 is `384 fp32`.
 """
 
 import hashlib
@@ -91,7 +94,8 @@ def embed(session, tok, text):
     ids = np.array([enc.ids], dtype=np.int64)
     mask = np.array([enc.attention_mask], dtype=np.int64)
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    hidden = session.run(None, feeds)[0]  # [1, seq, 384] float32
+    names = {i.name for i in session.get_inputs()}
+    hidden = session.run(None, {k: v for k, v in feeds.items() if k in names})[0]  # [1, seq, dim]
     m = mask[..., None].astype(np.float32)
     pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
     vec = pooled[0] / max(float(np.linalg.norm(pooled[0])), 1e-12)
@@ -100,14 +104,16 @@ def embed(session, tok, text):
 
 def main():
     model_dir, out_path = sys.argv[1:3]
+    max_length = int(sys.argv[3]) if len(sys.argv) > 3 else MAX_LENGTH
+    variants = sys.argv[4:] or ["fp32", "int8"]
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     tok.no_padding()
-    tok.enable_truncation(MAX_LENGTH)
+    tok.enable_truncation(max_length)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     models = {}
     token_counts = None
-    for variant in ("fp32", "int8"):
+    for variant in variants:
         path = os.path.join(model_dir, f"model-{variant}.onnx")
         session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
         results = [embed(session, tok, t) for t in TEXTS]
@@ -122,15 +128,16 @@ def main():
             # stored vectors' own error is far below the tested tolerance.
             "vectors": [[float(f"{x:.8g}") for x in v] for _, v in results],
         }
-    fp32 = np.array(models["fp32"]["vectors"])
-    int8 = np.array(models["int8"]["vectors"])
-    cos = (fp32 * int8).sum(axis=1)
-    print(f"golden_embeddings: int8 vs fp32 (onnxruntime) cosine min {cos.min():.6f} mean {cos.mean():.6f}")
+    if "int8" in models:
+        fp32 = np.array(models["fp32"]["vectors"])
+        int8 = np.array(models["int8"]["vectors"])
+        cos = (fp32 * int8).sum(axis=1)
+        print(f"golden_embeddings: int8 vs fp32 (onnxruntime) cosine min {cos.min():.6f} mean {cos.mean():.6f}")
     doc = {
         "generator": "scripts/model/golden_embeddings.py",
         "onnxruntime_version": ort.__version__,
         "tokenizer_json_sha256": sha256(os.path.join(model_dir, "tokenizer.json")),
-        "truncation": MAX_LENGTH,
+        "truncation": max_length,
         "pooling": "mean over attention mask, L2-normalised",
         "texts": TEXTS,
         "token_counts": token_counts,

@@ -9,7 +9,12 @@ The strings are a hand-picked set of hard cases plus seeded random mixes of
 scripts, marks, emoji, controls and special tokens; the output is
 deterministic for a given tokenizers version.
 
-Usage: golden_tokens.py TOKENIZER_JSON OUT_JSON
+Usage: golden_tokens.py TOKENIZER_JSON OUT_JSON [MAX_LENGTH]
+
+MAX_LENGTH is the model's truncation (256 for all-MiniLM-L6-v2, the default;
+384 for all-mpnet-base-v2). The special tokens mixed in are the tokenizer's
+own added tokens, and each also appears upper- and lower-cased beside text
+(all-mpnet-base-v2's `<unk>` is matched after normalisation).
 """
 
 import hashlib
@@ -139,10 +144,14 @@ POOLS = [
     "“”‘’«»–—…•·¿¡§¶†‡",
     "€£¥₹©®™°±×÷",
 ]
-SPECIALS = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
+def special_cases(specials):
+    out = []
+    for t in specials:
+        out += [f"a {t}b{t}  c", f"{t.upper()} {t.lower()} {t.title()}", f"x{t}"]
+    return out
 
 
-def random_cases(n, seed):
+def random_cases(n, seed, specials):
     rng = random.Random(seed)
     cases = []
     for _ in range(n):
@@ -151,7 +160,7 @@ def random_cases(n, seed):
         out = []
         while len(out) < length:
             if rng.random() < 0.01:
-                out.append(rng.choice(SPECIALS))
+                out.append(rng.choice(specials))
             elif rng.random() < 0.15:
                 out.append(" ")
             else:
@@ -163,10 +172,13 @@ def random_cases(n, seed):
 
 def main():
     tok_path, out_path = sys.argv[1:3]
+    max_length = int(sys.argv[3]) if len(sys.argv) > 3 else MAX_LENGTH
     tok = Tokenizer.from_file(tok_path)
     tok.no_padding()
-    tok.enable_truncation(MAX_LENGTH)
-    texts = HAND_PICKED + random_cases(200, seed=20261124)
+    tok.enable_truncation(max_length)
+    with open(tok_path, encoding="utf-8") as f:
+        specials = [t["content"] for t in sorted(json.load(f)["added_tokens"], key=lambda t: t["id"])]
+    texts = HAND_PICKED + special_cases(specials) + random_cases(200, seed=20261124, specials=specials)
     cases = []
     for text in texts:
         enc = tok.encode(text)
@@ -179,7 +191,7 @@ def main():
         "generator": "scripts/model/golden_tokens.py",
         "tokenizers_version": tokenizers.__version__,
         "tokenizer_json_sha256": tok_sha,
-        "truncation": MAX_LENGTH,
+        "truncation": max_length,
         "padding": None,
         "cases": cases,
     }

@@ -1,6 +1,6 @@
 """Check a file against embed-wasm/model-manifest.json (sha256 and size); exit 1 on mismatch.
 
-Usage:
+Usage (MEMSHADOW_MANIFEST picks another manifest, e.g. model-manifest-mpnet.json):
   manifest.py input KEY PATH   check a source file (manifest "inputs"[KEY])
   manifest.py file NAME PATH   check a derived file (manifest "files", by name)
   manifest.py quiet-file NAME PATH   same, but only the exit status (for "is it up to date?")
@@ -11,7 +11,9 @@ import json
 import os
 import sys
 
-MANIFEST = os.path.join(os.path.dirname(__file__), "..", "..", "embed-wasm", "model-manifest.json")
+MANIFEST = os.environ.get(
+    "MEMSHADOW_MANIFEST", os.path.join(os.path.dirname(__file__), "..", "..", "embed-wasm", "model-manifest.json")
+)
 
 
 def sha256(path):
