@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = std::fs::read(dir.join(format!("model-{variant}.onnx")))?;
     let tokenizer = std::fs::read(dir.join("tokenizer.json"))?;
     let t = Instant::now();
-    let embedder = Embedder::load_owned(model, &tokenizer)?;
+    let files = embed_wasm::ModelFiles {
+        tokenizer_json: &tokenizer,
+        max_tokens: embed_wasm::DEFAULT_MAX_TOKENS,
+    };
+    let embedder = Embedder::load_owned(model, files)?;
     println!(
         "{variant}: load + optimise {:.2} s",
         t.elapsed().as_secs_f64()

@@ -103,7 +103,7 @@ mod exports {
     use std::sync::{Mutex, OnceLock};
 
     use super::{ABI_VERSION, Status, encode_error, encode_ok, parse_request};
-    use crate::{DIM, Embedder, MAX_TOKENS};
+    use crate::{DEFAULT_MAX_TOKENS, Embedder, ModelFiles};
 
     static EMBEDDER: OnceLock<Embedder> = OnceLock::new();
     /// The buffer `ms_alloc` handed out; `ms_embed` only reads inside it.
@@ -134,13 +134,17 @@ mod exports {
         if EMBEDDER.get().is_some() {
             return Status::Ok as u32;
         }
-        let loaded = std::fs::read("/model/tokenizer.json")
-            .map_err(|e| format!("/model/tokenizer.json: {e}"))
-            .and_then(|tok| {
-                let model = std::fs::read("/model/model.onnx")
-                    .map_err(|e| format!("/model/model.onnx: {e}"))?;
-                Embedder::load_owned(model, &tok).map_err(|e| e.to_string())
-            });
+        let loaded = max_tokens().and_then(|max_tokens| {
+            let tok = std::fs::read("/model/tokenizer.json")
+                .map_err(|e| format!("/model/tokenizer.json: {e}"))?;
+            let model = std::fs::read("/model/model.onnx")
+                .map_err(|e| format!("/model/model.onnx: {e}"))?;
+            let files = ModelFiles {
+                tokenizer_json: &tok,
+                max_tokens,
+            };
+            Embedder::load_owned(model, files).map_err(|e| e.to_string())
+        });
         match loaded {
             Ok(embedder) => {
                 let _ = EMBEDDER.set(embedder);
@@ -209,23 +213,30 @@ mod exports {
             Err((status, msg)) => return encode_error(status, &msg),
         };
         match embedder.embed(&texts) {
-            Ok(embeddings) => encode_ok(&embeddings, DIM),
+            Ok(embeddings) => encode_ok(&embeddings, embedder.dim()),
             Err(e) => encode_error(Status::InferenceFailed, &e.to_string()),
+        }
+    }
+
+    /// The truncation length the host set in `MEMSHADOW_MAX_TOKENS` (the
+    /// manifest's `max_tokens`), else all-MiniLM-L6-v2's.
+    fn max_tokens() -> Result<usize, String> {
+        match std::env::var("MEMSHADOW_MAX_TOKENS") {
+            Err(_) => Ok(DEFAULT_MAX_TOKENS),
+            Ok(v) => v
+                .parse()
+                .map_err(|_| format!("MEMSHADOW_MAX_TOKENS={v:?} is not a number")),
         }
     }
 
     #[unsafe(no_mangle)]
     pub extern "C" fn ms_dim() -> u32 {
-        if EMBEDDER.get().is_some() {
-            DIM as u32
-        } else {
-            0
-        }
+        EMBEDDER.get().map_or(0, |e| e.dim() as u32)
     }
 
     #[unsafe(no_mangle)]
     pub extern "C" fn ms_max_tokens() -> u32 {
-        MAX_TOKENS as u32
+        EMBEDDER.get().map_or(0, |e| e.max_tokens() as u32)
     }
 }
 

@@ -1,4 +1,6 @@
-//! Sentence embeddings for MEMSHADOW: all-MiniLM-L6-v2 (384-d) with tract-onnx.
+//! Sentence embeddings for MEMSHADOW with tract-onnx: all-MiniLM-L6-v2
+//! (384-d, the default) and all-mpnet-base-v2 (768-d); any BERT-family
+//! ONNX graph with a WordPiece `tokenizer.json` and mean pooling.
 //!
 //! One crate, two builds:
 //! - natively it is an rlib ([`Embedder`]) used by tests and by wasm-host's
@@ -20,17 +22,15 @@ pub mod abi;
 pub mod model;
 pub mod tokenizer;
 
-pub use model::{Embedder, Embeddings};
+pub use model::{Embedder, Embeddings, ModelFiles};
 pub use tokenizer::{Encoding, Tokenizer};
 
-/// Embedding dimension of all-MiniLM-L6-v2.
-pub const DIM: usize = 384;
-
-/// Truncation length in tokens, [CLS] and [SEP] included. 256 is
+/// all-MiniLM-L6-v2's truncation length in tokens, [CLS] and [SEP]
+/// included: the guest's default when the host names none. 256 is
 /// sentence-transformers' `max_seq_length` for this model (the length it was
 /// trained with); tokenizer.json's own 128 would silently drop the second
 /// half of medium-length memories. See README.md.
-pub const MAX_TOKENS: usize = 256;
+pub const DEFAULT_MAX_TOKENS: usize = 256;
 
 /// Everything that can go wrong, by stage.
 #[derive(Debug, thiserror::Error)]

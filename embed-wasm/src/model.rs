@@ -13,8 +13,8 @@ use prost::Message;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
+use crate::Error;
 use crate::tokenizer::{Encoding, Tokenizer};
-use crate::{DIM, Error, MAX_TOKENS};
 
 /// Most texts run through the model at once.
 const MAX_BATCH: usize = 32;
@@ -22,16 +22,27 @@ const MAX_BATCH: usize = 32;
 /// (4096 tokens at S = 256 is ≈ 50 MiB of f32), which matters in a guest.
 const MAX_BATCH_TOKENS: usize = 4096;
 
-/// The model's three inputs, by ONNX name.
+/// The inputs a model may take, by ONNX name (all-mpnet-base-v2 has no
+/// `token_type_ids`).
 const INPUT_NAMES: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
 
 /// Vectors for a batch of texts, in input order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embeddings {
-    /// One L2-normalised vector of [`DIM`] floats per text.
+    /// One L2-normalised vector of [`Embedder::dim`] floats per text.
     pub vectors: Vec<Vec<f32>>,
     /// Tokens used per text after truncation, [CLS] and [SEP] included.
     pub token_counts: Vec<u32>,
+}
+
+/// What the model directory holds, as text the caller read.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelFiles<'a> {
+    pub tokenizer_json: &'a [u8],
+    /// Truncation length in tokens including the two wrapping tokens: the
+    /// model's sentence-transformers `max_seq_length` (the manifest's
+    /// `max_tokens`: 256 for all-MiniLM-L6-v2, 384 for all-mpnet-base-v2).
+    pub max_tokens: usize,
 }
 
 /// A loaded tokenizer and optimised model; cheap to share between threads.
@@ -41,20 +52,22 @@ pub struct Embedder {
     plan: Arc<TypedRunnableModel>,
     /// For each model input (in the model's order), which of [`INPUT_NAMES`].
     input_roles: Vec<usize>,
+    /// Width of the model's output vectors (its hidden size).
+    dim: usize,
 }
 
 impl Embedder {
-    /// Loads an ONNX model (fp32 or folded int8) and a `tokenizer.json`.
-    pub fn load(model_onnx: &[u8], tokenizer_json: &[u8]) -> Result<Self, Error> {
-        let tokenizer = Tokenizer::from_json(tokenizer_json, MAX_TOKENS)?;
+    /// Loads an ONNX model (fp32 or folded int8) and its `tokenizer.json`.
+    pub fn load(model_onnx: &[u8], files: ModelFiles<'_>) -> Result<Self, Error> {
+        let tokenizer = Tokenizer::from_json(files.tokenizer_json, files.max_tokens)?;
         let proto = decode(model_onnx)?;
         Self::from_proto(&proto, tokenizer)
     }
 
     /// Like [`Embedder::load`], but frees the file bytes as soon as they are
     /// parsed: in a guest, peak memory stays in the instance for good.
-    pub fn load_owned(model_onnx: Vec<u8>, tokenizer_json: &[u8]) -> Result<Self, Error> {
-        let tokenizer = Tokenizer::from_json(tokenizer_json, MAX_TOKENS)?;
+    pub fn load_owned(model_onnx: Vec<u8>, files: ModelFiles<'_>) -> Result<Self, Error> {
+        let tokenizer = Tokenizer::from_json(files.tokenizer_json, files.max_tokens)?;
         let proto = decode(&model_onnx)?;
         drop(model_onnx);
         Self::from_proto(&proto, tokenizer)
@@ -86,14 +99,20 @@ impl Embedder {
                 InferenceFact::dt_shape(i64::datum_type(), tvec![batch.to_dim(), seq.to_dim()]);
             model.set_input_fact(i, fact).map_err(load)?;
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(load)?;
+        let optimized = model.into_optimized().map_err(load)?;
+        // (batch, sequence, hidden): the hidden size is a constant of the graph.
+        let dim = optimized
+            .output_fact(0)
+            .ok()
+            .and_then(|fact| fact.shape.to_tvec().last()?.to_i64().ok())
+            .and_then(|dim| usize::try_from(dim).ok())
+            .ok_or_else(|| Error::ModelLoad("output has no fixed last dimension".into()))?;
+        let plan = optimized.into_runnable().map_err(load)?;
         Ok(Self {
             tokenizer,
             plan,
             input_roles,
+            dim,
         })
     }
 
@@ -102,9 +121,9 @@ impl Embedder {
         &self.tokenizer
     }
 
-    /// Embedding dimension (384).
+    /// Embedding dimension: 384 for all-MiniLM-L6-v2, 768 for all-mpnet-base-v2.
     pub fn dim(&self) -> usize {
-        DIM
+        self.dim
     }
 
     /// Truncation length in tokens, [CLS] and [SEP] included.
@@ -177,9 +196,10 @@ impl Embedder {
         let hidden = outputs
             .first()
             .ok_or_else(|| infer("model produced no output".into()))?;
-        if hidden.shape() != [b, s, DIM] {
+        let dim = self.dim;
+        if hidden.shape() != [b, s, dim] {
             return Err(infer(format!(
-                "output shape {:?}, expected [{b}, {s}, {DIM}]",
+                "output shape {:?}, expected [{b}, {s}, {dim}]",
                 hidden.shape()
             )));
         }
@@ -191,8 +211,8 @@ impl Embedder {
             .iter()
             .enumerate()
             .map(|(row, enc)| {
-                let rows = hidden[row * s * DIM..(row + 1) * s * DIM].chunks_exact(DIM);
-                mean_pool_normalize(rows, &enc.attention_mask)
+                let rows = hidden[row * s * dim..(row + 1) * s * dim].chunks_exact(dim);
+                mean_pool_normalize(rows, &enc.attention_mask, dim)
             })
             .collect())
     }
@@ -205,8 +225,12 @@ fn decode(model_onnx: &[u8]) -> Result<ModelProto, Error> {
 /// Mean of the token vectors where the mask is 1, then L2-normalised, as
 /// sentence-transformers' Pooling(mean) + Normalize modules do (including
 /// their clamps: mask count ≥ 1e-9, norm ≥ 1e-12).
-fn mean_pool_normalize<'a>(tokens: impl Iterator<Item = &'a [f32]>, mask: &[u32]) -> Vec<f32> {
-    let mut sum = vec![0f32; DIM];
+fn mean_pool_normalize<'a>(
+    tokens: impl Iterator<Item = &'a [f32]>,
+    mask: &[u32],
+    dim: usize,
+) -> Vec<f32> {
+    let mut sum = vec![0f32; dim];
     let mut count = 0f32;
     for (token, &m) in tokens.zip(mask) {
         if m != 0 {
@@ -227,13 +251,15 @@ fn mean_pool_normalize<'a>(tokens: impl Iterator<Item = &'a [f32]>, mask: &[u32]
 mod tests {
     use super::*;
 
+    const DIM: usize = 384;
+
     #[test]
     fn pooling_ignores_masked_tokens_and_normalises() {
         let a = vec![1.0f32; DIM];
         let b = vec![3.0f32; DIM];
         let junk = vec![1000.0f32; DIM];
         let rows = [a.as_slice(), b.as_slice(), junk.as_slice()];
-        let v = mean_pool_normalize(rows.into_iter(), &[1, 1, 0]);
+        let v = mean_pool_normalize(rows.into_iter(), &[1, 1, 0], DIM);
         let expected = 1.0 / (DIM as f32).sqrt();
         assert!(
             v.iter().all(|x| (x - expected).abs() < 1e-6),
@@ -241,7 +267,7 @@ mod tests {
             &v[..4]
         );
         let zero = vec![0.0f32; DIM];
-        let v = mean_pool_normalize([zero.as_slice()].into_iter(), &[1]);
+        let v = mean_pool_normalize([zero.as_slice()].into_iter(), &[1], DIM);
         assert!(v.iter().all(|x| x.is_finite() && *x == 0.0));
     }
 

@@ -11,10 +11,17 @@
 //! 2. `BertNormalizer` on each remaining piece: drop NUL, U+FFFD and control
 //!    characters, map whitespace to ' ', pad CJK ideographs with spaces, NFD
 //!    and drop non-spacing marks (accent stripping), lower-case per char;
+//!    then added tokens marked `normalized` (all-mpnet-base-v2's `<unk>`)
+//!    are matched on the normalised piece, the same way;
 //! 3. `BertPreTokenizer`: split on whitespace, isolate punctuation;
 //! 4. WordPiece: greedy longest match with `##` continuations; a word with no
 //!    full cover, or longer than `max_input_chars_per_word`, becomes [UNK];
-//! 5. truncate to `max_tokens - 2` and wrap in [CLS] ... [SEP].
+//! 5. truncate to `max_tokens - 2` and wrap in the post-processor's first and
+//!    last token: [CLS] ... [SEP] for BERT (all-MiniLM-L6-v2), <s> ... </s>
+//!    for MPNet and RoBERTa.
+//!
+//! An added token's `lstrip`/`rstrip` (absorb the whitespace beside it) do
+//! not change ids here: whitespace never becomes a token.
 
 use std::collections::HashMap;
 
@@ -38,6 +45,8 @@ pub struct Tokenizer {
     vocab: HashMap<String, u32>,
     /// Special tokens matched verbatim in the input, longest first.
     added: Vec<(String, u32)>,
+    /// Added tokens matched after normalisation (content normalised), longest first.
+    added_normalized: Vec<(String, u32)>,
     unk_id: u32,
     cls_id: u32,
     sep_id: u32,
@@ -53,6 +62,67 @@ struct TokenizerJson {
     normalizer: Option<BertNormalizer>,
     #[serde(default)]
     added_tokens: Vec<AddedTokenJson>,
+    post_processor: Option<PostProcessorJson>,
+}
+
+/// The post-processors that wrap a single text in one token each side.
+#[derive(Deserialize)]
+#[serde(tag = "type")]
+enum PostProcessorJson {
+    BertProcessing {
+        cls: (String, u32),
+        sep: (String, u32),
+    },
+    RobertaProcessing {
+        cls: (String, u32),
+        sep: (String, u32),
+    },
+    TemplateProcessing {
+        single: Vec<TemplatePieceJson>,
+        special_tokens: HashMap<String, TemplateSpecialJson>,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+enum TemplatePieceJson {
+    SpecialToken { id: String },
+    Sequence { id: String },
+}
+
+#[derive(Deserialize)]
+struct TemplateSpecialJson {
+    ids: Vec<u32>,
+}
+
+impl PostProcessorJson {
+    /// Ids of the tokens before and after a single text.
+    fn wrapping_ids(&self) -> Result<(u32, u32), String> {
+        match self {
+            Self::BertProcessing { cls, sep } | Self::RobertaProcessing { cls, sep } => {
+                Ok((cls.1, sep.1))
+            }
+            Self::TemplateProcessing {
+                single,
+                special_tokens,
+            } => {
+                let id_of = |name: &str| match special_tokens.get(name).map(|t| t.ids.as_slice()) {
+                    Some([id]) => Ok(*id),
+                    _ => Err(format!("template token {name} is not one id")),
+                };
+                match single.as_slice() {
+                    [
+                        TemplatePieceJson::SpecialToken { id: first },
+                        TemplatePieceJson::Sequence { .. },
+                        TemplatePieceJson::SpecialToken { id: last },
+                    ] => Ok((id_of(first)?, id_of(last)?)),
+                    _ => Err("template is not <special> $A <special>".into()),
+                }
+            }
+            Self::Other => Err("unsupported post_processor".into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,11 +192,7 @@ impl Tokenizer {
         }
         // The options below change matching in ways this tokenizer does not
         // implement; refuse them rather than silently diverge from Python.
-        if let Some(t) = parsed
-            .added_tokens
-            .iter()
-            .find(|t| t.normalized || t.single_word || t.lstrip || t.rstrip)
-        {
+        if let Some(t) = parsed.added_tokens.iter().find(|t| t.single_word) {
             return Err(bad(format!(
                 "added token {} uses unsupported options",
                 t.content
@@ -143,20 +209,15 @@ impl Tokenizer {
                 .ok_or_else(|| bad(format!("{tok} is not in the vocabulary")))
         };
         let unk_id = id_of(&parsed.model.unk_token)?;
-        let cls_id = id_of("[CLS]")?;
-        let sep_id = id_of("[SEP]")?;
-        let mut added: Vec<(String, u32)> = parsed
-            .added_tokens
-            .into_iter()
-            .filter(|t| !t.content.is_empty())
-            .map(|t| (t.content, t.id))
-            .collect();
-        // Longest first, so that the first match at a position is the
-        // leftmost-longest one `tokenizers` picks.
-        added.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
-        Ok(Self {
+        let (cls_id, sep_id) = parsed
+            .post_processor
+            .ok_or_else(|| bad("tokenizer.json has no post_processor".into()))?
+            .wrapping_ids()
+            .map_err(bad)?;
+        let mut tokenizer = Self {
             vocab,
-            added,
+            added: Vec::new(),
+            added_normalized: Vec::new(),
             unk_id,
             cls_id,
             sep_id,
@@ -164,7 +225,22 @@ impl Tokenizer {
             max_input_chars_per_word: parsed.model.max_input_chars_per_word,
             normalizer,
             max_tokens,
-        })
+        };
+        for t in parsed.added_tokens {
+            if t.normalized {
+                let content = tokenizer.normalize(&t.content);
+                tokenizer.added_normalized.push((content, t.id));
+            } else {
+                tokenizer.added.push((t.content, t.id));
+            }
+        }
+        // Longest first, so that the first match at a position is the
+        // leftmost-longest one `tokenizers` picks; empty contents never match.
+        for list in [&mut tokenizer.added, &mut tokenizer.added_normalized] {
+            list.retain(|t| !t.0.is_empty());
+            list.sort_by_key(|t| std::cmp::Reverse(t.0.len()));
+        }
+        Ok(tokenizer)
     }
 
     /// Truncation length in ids, [CLS] and [SEP] included.
@@ -177,48 +253,11 @@ impl Tokenizer {
         let budget = self.max_tokens - 2;
         let mut ids = Vec::with_capacity(budget.min(text.len() + 2) + 2);
         ids.push(self.cls_id);
-        // Next occurrence (absolute byte offset) of each special token; a
-        // token is searched again only once the scan has passed it, so many
-        // special tokens in a long text stay linear.
-        let mut next: Vec<Option<usize>> = self
-            .added
-            .iter()
-            .map(|(t, _)| text.find(t.as_str()))
-            .collect();
-        let mut pos = 0;
         // Truncation keeps the first `budget` ids, so once they exist the
         // rest of a (possibly huge) text cannot change the result.
-        while pos < text.len() && ids.len() <= budget {
-            let mut best: Option<(usize, usize)> = None;
-            for (i, (content, _)) in self.added.iter().enumerate() {
-                if next[i].is_some_and(|at| at < pos) {
-                    next[i] = text
-                        .get(pos..)
-                        .and_then(|r| r.find(content.as_str()))
-                        .map(|at| at + pos);
-                }
-                // `added` is sorted longest first: on a tie the longer stays.
-                if let Some(at) = next[i]
-                    && best.is_none_or(|(b, _)| at < b)
-                {
-                    best = Some((at, i));
-                }
-            }
-            let (end, special) = match best {
-                Some((at, i)) => (at, self.added.get(i)),
-                None => (text.len(), None),
-            };
-            self.encode_plain(text.get(pos..end).unwrap_or(""), &mut ids, budget + 1);
-            match special {
-                Some((content, id)) => {
-                    if ids.len() <= budget {
-                        ids.push(*id);
-                    }
-                    pos = end + content.len();
-                }
-                None => pos = end,
-            }
-        }
+        split_on_tokens(text, &self.added, &mut ids, budget + 1, |piece, ids| {
+            self.encode_plain(piece, ids, budget + 1)
+        });
         ids.truncate(budget + 1);
         ids.push(self.sep_id);
         let attention_mask = vec![1; ids.len()];
@@ -235,6 +274,18 @@ impl Tokenizer {
             return;
         }
         let normalized = self.normalize(text);
+        split_on_tokens(
+            &normalized,
+            &self.added_normalized,
+            ids,
+            limit,
+            |piece, ids| self.pretokenize_wordpiece(piece, ids, limit),
+        );
+    }
+
+    /// `BertPreTokenizer` and WordPiece over normalised text, appending ids
+    /// until `ids` holds `limit`.
+    fn pretokenize_wordpiece(&self, normalized: &str, ids: &mut Vec<u32>, limit: usize) {
         let mut word = String::new();
         for c in normalized.chars() {
             if ids.len() >= limit {
@@ -335,6 +386,54 @@ impl Tokenizer {
     }
 }
 
+/// Splits `text` at the leftmost-longest occurrences of `tokens` (sorted
+/// longest first): `piece` encodes the text between matches, a match appends
+/// its id. Stops once `ids` holds `limit`.
+fn split_on_tokens(
+    text: &str,
+    tokens: &[(String, u32)],
+    ids: &mut Vec<u32>,
+    limit: usize,
+    mut piece: impl FnMut(&str, &mut Vec<u32>),
+) {
+    // Next occurrence (absolute byte offset) of each token; a token is
+    // searched again only once the scan has passed it, so many tokens in a
+    // long text stay linear.
+    let mut next: Vec<Option<usize>> = tokens.iter().map(|(t, _)| text.find(t.as_str())).collect();
+    let mut pos = 0;
+    while pos < text.len() && ids.len() < limit {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, (content, _)) in tokens.iter().enumerate() {
+            if next[i].is_some_and(|at| at < pos) {
+                next[i] = text
+                    .get(pos..)
+                    .and_then(|r| r.find(content.as_str()))
+                    .map(|at| at + pos);
+            }
+            // Longest first: on a tie the longer stays.
+            if let Some(at) = next[i]
+                && best.is_none_or(|(b, _)| at < b)
+            {
+                best = Some((at, i));
+            }
+        }
+        let (end, token) = match best {
+            Some((at, i)) => (at, tokens.get(i)),
+            None => (text.len(), None),
+        };
+        piece(text.get(pos..end).unwrap_or(""), ids);
+        match token {
+            Some((content, id)) => {
+                if ids.len() < limit {
+                    ids.push(*id);
+                }
+                pos = end + content.len();
+            }
+            None => pos = end,
+        }
+    }
+}
+
 /// `\t`, `\n`, `\r` count as whitespace, not control, as in `tokenizers`.
 fn is_bert_whitespace(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || c.is_whitespace()
@@ -371,6 +470,27 @@ mod tests {
 
     /// A tiny vocabulary exercising every rule without the real model files.
     fn tiny() -> Tokenizer {
+        tiny_with(
+            serde_json::json!([
+                {"id": 0, "content": "[PAD]", "special": true, "normalized": false},
+                {"id": 1, "content": "[UNK]", "special": true, "normalized": false},
+                {"id": 2, "content": "[CLS]", "special": true, "normalized": false},
+                {"id": 3, "content": "[SEP]", "special": true, "normalized": false}
+            ]),
+            serde_json::json!({"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}},
+                    {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+                "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
+                    "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}}}),
+        )
+        .expect("tiny tokenizer")
+    }
+
+    fn tiny_with(
+        added_tokens: serde_json::Value,
+        post_processor: serde_json::Value,
+    ) -> Result<Tokenizer, Error> {
         let vocab = [
             "[PAD]",
             "[UNK]",
@@ -395,19 +515,15 @@ mod tests {
             .map(|(i, t)| (t.to_string(), serde_json::Value::from(i)))
             .collect();
         let json = serde_json::json!({
-            "added_tokens": [
-                {"id": 0, "content": "[PAD]", "special": true, "normalized": false},
-                {"id": 1, "content": "[UNK]", "special": true, "normalized": false},
-                {"id": 2, "content": "[CLS]", "special": true, "normalized": false},
-                {"id": 3, "content": "[SEP]", "special": true, "normalized": false}
-            ],
+            "added_tokens": added_tokens,
+            "post_processor": post_processor,
             "normalizer": {"type": "BertNormalizer", "clean_text": true,
                 "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
             "model": {"type": "WordPiece", "unk_token": "[UNK]",
                 "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
                 "vocab": vocab}
         });
-        Tokenizer::from_json(json.to_string().as_bytes(), 8).expect("tiny tokenizer")
+        Tokenizer::from_json(json.to_string().as_bytes(), 8)
     }
 
     #[test]
@@ -439,9 +555,43 @@ mod tests {
         assert_eq!(t.encode(&"x".repeat(101)).ids, vec![2, 1, 3]);
     }
 
+    /// MPNet's layout: RobertaProcessing wraps in ids 0 and 3 here, `[UNK]`
+    /// (an lstrip token) matches verbatim, `<X>` only after lower-casing.
+    #[test]
+    fn roberta_wrapping_and_normalized_added_tokens() {
+        let t = tiny_with(
+            serde_json::json!([
+                {"id": 1, "content": "[UNK]", "special": true, "normalized": false, "lstrip": true},
+                {"id": 14, "content": "<X>", "special": true, "normalized": true}
+            ]),
+            serde_json::json!({"type": "RobertaProcessing", "sep": ["</s>", 3], "cls": ["<s>", 0],
+                "trim_offsets": true, "add_prefix_space": false}),
+        )
+        .expect("roberta-style tokenizer");
+        assert_eq!(t.encode("hello world").ids, vec![0, 4, 5, 3]);
+        // The normalised content is "<x>": both spellings match it.
+        assert_eq!(t.encode("hello<X>x <x>").ids, vec![0, 4, 14, 15, 14, 3]);
+        assert_eq!(t.encode("hello [UNK]world").ids, vec![0, 4, 1, 5, 3]);
+        // Inside the normalised piece, truncation still holds.
+        assert_eq!(
+            t.encode(&"<x>".repeat(100)).ids,
+            vec![0, 14, 14, 14, 14, 14, 14, 3]
+        );
+    }
+
     #[test]
     fn rejects_unsupported_files() {
         assert!(Tokenizer::from_json(b"{}", 8).is_err());
         assert!(Tokenizer::from_json(b"not json", 8).is_err());
+        let added = serde_json::json!([]);
+        let no_post = tiny_with(added.clone(), serde_json::Value::Null);
+        assert!(no_post.is_err());
+        let unknown = tiny_with(added.clone(), serde_json::json!({"type": "ByteLevel"}));
+        assert!(unknown.is_err());
+        let single_word = tiny_with(
+            serde_json::json!([{"id": 4, "content": "hello", "single_word": true}]),
+            serde_json::json!({"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]}),
+        );
+        assert!(single_word.is_err());
     }
 }

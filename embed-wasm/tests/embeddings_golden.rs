@@ -1,4 +1,6 @@
-//! Embedding parity with onnxruntime (tests/golden/embeddings.json) for the fp32 and int8 models.
+//! Embedding parity with onnxruntime: tests/golden/embeddings.json for
+//! all-MiniLM-L6-v2's fp32 and int8 files, embeddings-mpnet.json for
+//! all-mpnet-base-v2.
 //!
 //! Thresholds: fp32 and int8 must each match onnxruntime running the same
 //! file to cosine ≥ 0.999 (measured: see README.md). The int8 model against
@@ -8,7 +10,8 @@
 
 mod common;
 
-use embed_wasm::{DIM, Embedder, Embeddings};
+use common::TestModel;
+use embed_wasm::{Embedder, Embeddings, ModelFiles};
 use serde_json::Value;
 
 const RUNTIME_PARITY_MIN_COS: f32 = 0.999;
@@ -20,8 +23,8 @@ struct Golden {
     doc: Value,
 }
 
-fn golden() -> Golden {
-    let doc = common::golden("embeddings.json");
+fn golden(model: TestModel) -> Golden {
+    let doc = common::golden(model.golden_embeddings);
     let texts: Vec<String> = doc["texts"]
         .as_array()
         .expect("texts")
@@ -59,10 +62,10 @@ fn reference(golden: &Golden, variant: &str) -> Vec<Vec<f32>> {
 
 /// Loads `model-<variant>.onnx`, checking it is the file the golden vectors
 /// were made from and the one the manifest pins.
-fn load(golden: &Golden, variant: &str) -> Embedder {
+fn load(model: TestModel, golden: &Golden, variant: &str) -> Embedder {
     let file = format!("model-{variant}.onnx");
-    let model = common::read_model_file(&file);
-    let sha = common::sha256_hex(&model);
+    let onnx = model.read(&file);
+    let sha = common::sha256_hex(&onnx);
     assert_eq!(
         Some(sha.as_str()),
         golden.doc["models"][variant]["sha256"].as_str(),
@@ -70,11 +73,20 @@ fn load(golden: &Golden, variant: &str) -> Embedder {
     );
     assert_eq!(
         sha,
-        common::manifest_sha256(&file),
-        "{file} differs from model-manifest.json; rerun scripts/model/prepare.sh"
+        model.manifest_sha256(&file),
+        "{file} differs from {}; rerun scripts/model/prepare.sh",
+        model.manifest
     );
-    let tokenizer = common::read_model_file("tokenizer.json");
-    Embedder::load(&model, &tokenizer).expect("model loads")
+    assert_eq!(
+        golden.doc["truncation"].as_u64(),
+        Some(model.max_tokens as u64)
+    );
+    let tokenizer = model.read("tokenizer.json");
+    let files = ModelFiles {
+        tokenizer_json: &tokenizer,
+        max_tokens: model.max_tokens,
+    };
+    Embedder::load(&onnx, files).expect("model loads")
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
@@ -89,7 +101,7 @@ fn min_cosine(got: &Embeddings, want: &[Vec<f32>], texts: &[String]) -> (f32, us
     assert_eq!(got.vectors.len(), want.len());
     let mut worst = (f32::INFINITY, 0);
     for (i, (g, w)) in got.vectors.iter().zip(want).enumerate() {
-        assert_eq!(g.len(), DIM, "text {i}");
+        assert_eq!(g.len(), w.len(), "text {i}");
         let norm = g.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!(
             (norm - 1.0).abs() < 1e-4,
@@ -104,9 +116,9 @@ fn min_cosine(got: &Embeddings, want: &[Vec<f32>], texts: &[String]) -> (f32, us
     worst
 }
 
-fn check_variant(variant: &str, floors: &[(&str, f32)]) {
-    let golden = golden();
-    let embedder = load(&golden, variant);
+fn check_variant(model: TestModel, variant: &str, floors: &[(&str, f32)]) {
+    let golden = golden(model);
+    let embedder = load(model, &golden, variant);
     let texts: Vec<&str> = golden.texts.iter().map(String::as_str).collect();
     // All at once: exercises sorting, sub-batching and padding.
     let got = embedder.embed(&texts).expect("embed");
@@ -130,12 +142,28 @@ fn check_variant(variant: &str, floors: &[(&str, f32)]) {
 
 #[test]
 fn fp32_matches_onnxruntime() {
-    check_variant("fp32", &[("fp32", RUNTIME_PARITY_MIN_COS)]);
+    check_variant(common::MINILM, "fp32", &[("fp32", RUNTIME_PARITY_MIN_COS)]);
+}
+
+/// all-mpnet-base-v2's graph (scripts/model/build_mpnet_onnx.py) run by
+/// tract against the same file in onnxruntime: 768 dimensions, <s>/</s>,
+/// truncation at 384 tokens.
+#[test]
+fn mpnet_matches_onnxruntime() {
+    let golden = golden(common::MPNET);
+    assert_eq!(
+        golden.doc["models"]["fp32"]["vectors"][0]
+            .as_array()
+            .map(Vec::len),
+        Some(768)
+    );
+    check_variant(common::MPNET, "fp32", &[("fp32", RUNTIME_PARITY_MIN_COS)]);
 }
 
 #[test]
 fn int8_matches_onnxruntime_and_stays_near_fp32() {
     check_variant(
+        common::MINILM,
         "int8",
         &[
             ("int8", RUNTIME_PARITY_MIN_COS),
@@ -146,8 +174,8 @@ fn int8_matches_onnxruntime_and_stays_near_fp32() {
 
 #[test]
 fn batching_does_not_change_vectors() {
-    let golden = golden();
-    let embedder = load(&golden, "fp32");
+    let golden = golden(common::MINILM);
+    let embedder = load(common::MINILM, &golden, "fp32");
     let texts = [
         "",
         "hello",
@@ -167,9 +195,13 @@ fn batching_does_not_change_vectors() {
 #[test]
 fn bad_files_are_errors_not_panics() {
     let tokenizer = common::read_model_file("tokenizer.json");
-    assert!(Embedder::load(b"definitely not onnx", &tokenizer).is_err());
+    let files = |tokenizer_json| ModelFiles {
+        tokenizer_json,
+        max_tokens: 256,
+    };
+    assert!(Embedder::load(b"definitely not onnx", files(&tokenizer)).is_err());
     let model = common::read_model_file("model-fp32.onnx");
-    assert!(Embedder::load(&model, b"{\"model\": {}}").is_err());
+    assert!(Embedder::load(&model, files(b"{\"model\": {}}")).is_err());
     // A truncated file must fail to parse rather than load a partial graph.
-    assert!(Embedder::load(&model[..model.len() / 2], &tokenizer).is_err());
+    assert!(Embedder::load(&model[..model.len() / 2], files(&tokenizer)).is_err());
 }

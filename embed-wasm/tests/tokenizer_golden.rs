@@ -2,19 +2,34 @@
 
 mod common;
 
-use embed_wasm::{MAX_TOKENS, Tokenizer};
+use common::TestModel;
+use embed_wasm::Tokenizer;
 
 #[test]
-fn ids_equal_python_tokenizers() {
-    let json = common::read_model_file("tokenizer.json");
-    let golden = common::golden("tokens.json");
+fn minilm_ids_equal_python_tokenizers() {
+    ids_equal_python_tokenizers(common::MINILM);
+}
+
+/// MPNet wraps in <s> … </s> and matches `<unk>` after lower-casing.
+#[test]
+fn mpnet_ids_equal_python_tokenizers() {
+    ids_equal_python_tokenizers(common::MPNET);
+}
+
+fn ids_equal_python_tokenizers(model: TestModel) {
+    let json = model.read("tokenizer.json");
+    assert_eq!(
+        common::sha256_hex(&json),
+        model.manifest_sha256("tokenizer.json")
+    );
+    let golden = common::golden(model.golden_tokens);
     assert_eq!(
         golden["tokenizer_json_sha256"].as_str(),
         Some(common::sha256_hex(&json).as_str()),
         "tokens.json was generated from another tokenizer.json; rerun scripts/model/golden_tokens.py"
     );
-    assert_eq!(golden["truncation"].as_u64(), Some(MAX_TOKENS as u64));
-    let tokenizer = Tokenizer::from_json(&json, MAX_TOKENS).expect("tokenizer.json loads");
+    assert_eq!(golden["truncation"].as_u64(), Some(model.max_tokens as u64));
+    let tokenizer = Tokenizer::from_json(&json, model.max_tokens).expect("tokenizer.json loads");
 
     let cases = golden["cases"].as_array().expect("cases");
     assert!(cases.len() >= 200, "only {} golden cases", cases.len());

@@ -64,7 +64,8 @@ class Graph:
         self.nodes, self.inits, self.count = [], [], 0
 
     def const(self, name, array):
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # np.require keeps 0-d arrays 0-d (ONNX wants a scalar CumSum axis).
+        self.inits.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         return name
 
     def op(self, op_type, inputs, **attrs):
@@ -101,10 +102,12 @@ def build(model_dir, out_path):
     zero, one, two = i64("zero", [0]), i64("one", [1]), i64("two", [2])
 
     # Embeddings.
-    is_token = g.op("Cast", [g.op("Not", [g.op("Equal", [ids, i64("pad_id", pad)])])], to=TensorProto.INT64)
-    positions = g.op(
-        "Add", [g.op("Mul", [g.op("CumSum", [is_token, i64("seq_axis", 1)]), is_token]), i64("pad_offset", pad)]
-    )
+    # The running count is summed in float32 (exact below 2^24): tract treats
+    # int64 tensors derived from the input as symbolic dimensions and cannot
+    # CumSum them.
+    is_token = g.op("Cast", [g.op("Not", [g.op("Equal", [ids, i64("pad_id", pad)])])], to=TensorProto.FLOAT)
+    count = g.op("Mul", [g.op("CumSum", [is_token, i64("seq_axis", 1)]), is_token])
+    positions = g.op("Add", [g.op("Cast", [count], to=TensorProto.INT64), i64("pad_offset", pad)])
     words = g.op("Gather", [g.const("word_embeddings", w["embeddings.word_embeddings.weight"]), ids])
     pos = g.op("Gather", [g.const("position_embeddings", w["embeddings.position_embeddings.weight"]), positions])
     x = g.layer_norm(g.op("Add", [words, pos]), w, "embeddings.LayerNorm", eps)

@@ -9,6 +9,46 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+/// A model the parity tests cover: where its files lie, its pinning
+/// manifest, its truncation and its golden files.
+#[derive(Debug, Clone, Copy)]
+pub struct TestModel {
+    /// Folder under the model directory ("" for the default model).
+    pub subdir: &'static str,
+    pub manifest: &'static str,
+    pub max_tokens: usize,
+    pub golden_tokens: &'static str,
+    pub golden_embeddings: &'static str,
+}
+
+pub const MINILM: TestModel = TestModel {
+    subdir: "",
+    manifest: "model-manifest.json",
+    max_tokens: 256,
+    golden_tokens: "tokens.json",
+    golden_embeddings: "embeddings.json",
+};
+
+pub const MPNET: TestModel = TestModel {
+    subdir: "all-mpnet-base-v2",
+    manifest: "model-manifest-mpnet.json",
+    max_tokens: 384,
+    golden_tokens: "tokens-mpnet.json",
+    golden_embeddings: "embeddings-mpnet.json",
+};
+
+impl TestModel {
+    /// Reads one of this model's files, panicking with the fix when absent.
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        read_model_file(&format!("{}/{name}", self.subdir))
+    }
+
+    /// The pinned sha256 of one of this model's files.
+    pub fn manifest_sha256(&self, name: &str) -> String {
+        manifest_sha256(self.manifest, name)
+    }
+}
+
 /// `$MEMSHADOW_MODEL_DIR`, else `$HOME/.cache/memshadow/model` (as scripts/env.sh).
 pub fn model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("MEMSHADOW_MODEL_DIR") {
@@ -21,10 +61,11 @@ pub fn model_dir() -> PathBuf {
 
 /// Reads a model file, panicking with the fix when it is absent.
 pub fn read_model_file(name: &str) -> Vec<u8> {
-    let path = model_dir().join(name);
+    let path = model_dir().join(name.trim_start_matches('/'));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} ({e}); run scripts/model/prepare.sh (or set MEMSHADOW_MODEL_DIR)",
+            "cannot read {} ({e}); run scripts/model/prepare.sh and prepare_mpnet.sh \
+             (or set MEMSHADOW_MODEL_DIR)",
             path.display()
         )
     })
@@ -53,16 +94,16 @@ pub fn golden(name: &str) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The pinned sha256 of a model file, from model-manifest.json.
-pub fn manifest_sha256(name: &str) -> String {
-    let path = crate_dir().join("model-manifest.json");
+/// The pinned sha256 of a model file, from one of the crate's manifests.
+pub fn manifest_sha256(manifest: &str, name: &str) -> String {
+    let path = crate_dir().join(manifest);
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("model-manifest.json"))
+        serde_json::from_str(&std::fs::read_to_string(path).expect("model manifest"))
             .expect("manifest JSON");
     manifest["files"]
         .as_array()
         .and_then(|files| files.iter().find(|f| f["name"] == name))
         .and_then(|f| f["sha256"].as_str())
-        .unwrap_or_else(|| panic!("{name} is not in model-manifest.json"))
+        .unwrap_or_else(|| panic!("{name} is not in the manifest"))
         .to_string()
 }

@@ -218,7 +218,10 @@ fn main() -> anyhow::Result<()> {
     // (b) tract native, also the tokenizer used to pick texts.
     let native = embed_wasm::model::Embedder::load_owned(
         std::fs::read(&model_path)?,
-        &std::fs::read(&tok_path)?,
+        embed_wasm::ModelFiles {
+            tokenizer_json: &std::fs::read(&tok_path)?,
+            max_tokens: info.max_tokens,
+        },
     )
     .map_err(|e| anyhow::anyhow!("tract native load: {e}"))?;
     let (short, long) = pick_texts(&args.corpus, native.tokenizer())?;

@@ -112,8 +112,10 @@ pub fn build_snapshot(wasm: &[u8], model: &ModelInfo) -> anyhow::Result<Vec<u8>>
         Module::new(&engine, &instrumented).context("compiling the instrumented module")?;
     let mut linker: Linker<InitState> = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)?;
+    // The guest's truncation comes from the manifest (see embed-wasm/ABI.md).
     let wasi = WasiCtxBuilder::new()
         .inherit_stderr()
+        .env("MEMSHADOW_MAX_TOKENS", model.max_tokens.to_string())
         .preopened_dir(&model.staged_dir, "/model", FsPerms::ReadOnly)?
         .build_p1();
     let mut store = Store::new(&engine, InitState { wasi });
@@ -146,6 +148,15 @@ pub fn build_snapshot(wasm: &[u8], model: &ModelInfo) -> anyhow::Result<Vec<u8>>
         bail!(
             "model_mismatch: the guest reports dimension {dim}, the manifest says {}",
             model.dim
+        );
+    }
+    let max_tokens = instance
+        .get_typed_func::<(), u32>(&mut store, "ms_max_tokens")?
+        .call(&mut store, ())?;
+    if max_tokens as usize != model.max_tokens {
+        bail!(
+            "model_mismatch: the guest truncates at {max_tokens} tokens, the manifest says {}",
+            model.max_tokens
         );
     }
     let snapshot = futures::executor::block_on(wizer.snapshot(
@@ -187,6 +198,7 @@ pub fn load_or_build(
         &Sha256::digest(&wasm),
         model.model_sha256.as_bytes(),
         model.tokenizer_sha256.as_bytes(),
+        model.max_tokens.to_string().as_bytes(),
     ]);
     let mut compat = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
