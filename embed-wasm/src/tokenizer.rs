@@ -88,7 +88,7 @@ enum PostProcessorJson {
 #[derive(Deserialize)]
 enum TemplatePieceJson {
     SpecialToken { id: String },
-    Sequence { id: String },
+    Sequence(serde::de::IgnoredAny),
 }
 
 #[derive(Deserialize)]
@@ -114,7 +114,7 @@ impl PostProcessorJson {
                 match single.as_slice() {
                     [
                         TemplatePieceJson::SpecialToken { id: first },
-                        TemplatePieceJson::Sequence { .. },
+                        TemplatePieceJson::Sequence(_),
                         TemplatePieceJson::SpecialToken { id: last },
                     ] => Ok((id_of(first)?, id_of(last)?)),
                     _ => Err("template is not <special> $A <special>".into()),
@@ -143,10 +143,6 @@ struct AddedTokenJson {
     normalized: bool,
     #[serde(default)]
     single_word: bool,
-    #[serde(default)]
-    lstrip: bool,
-    #[serde(default)]
-    rstrip: bool,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy)]
