@@ -141,23 +141,14 @@ pub fn build_snapshot(wasm: &[u8], model: &ModelInfo) -> anyhow::Result<Vec<u8>>
             "ms_init failed with status {status} (5 = model_load_failed; see the guest's stderr above)"
         );
     }
-    let dim = instance
-        .get_typed_func::<(), u32>(&mut store, "ms_dim")?
-        .call(&mut store, ())?;
-    if dim as usize != model.dim {
-        bail!(
-            "model_mismatch: the guest reports dimension {dim}, the manifest says {}",
-            model.dim
-        );
-    }
-    let max_tokens = instance
-        .get_typed_func::<(), u32>(&mut store, "ms_max_tokens")?
-        .call(&mut store, ())?;
-    if max_tokens as usize != model.max_tokens {
-        bail!(
-            "model_mismatch: the guest truncates at {max_tokens} tokens, the manifest says {}",
-            model.max_tokens
-        );
+    // What the guest loaded must be what the manifest describes.
+    for (export, expected) in [("ms_dim", model.dim), ("ms_max_tokens", model.max_tokens)] {
+        let got = instance
+            .get_typed_func::<(), u32>(&mut store, export)?
+            .call(&mut store, ())?;
+        if got as usize != expected {
+            bail!("model_mismatch: the guest's {export} is {got}, the manifest says {expected}");
+        }
     }
     let snapshot = futures::executor::block_on(wizer.snapshot(
         &cx,
