@@ -53,8 +53,11 @@ start_pool() {
     echo "stack: embedding pool already answers at $MEMSHADOW_POOL_URL"
     return
   fi
+  # all-MiniLM-L6-v2 by default and all-mpnet-base-v2 by id, so either can
+  # be the deployment's model (MEMSHADOW_EMBEDDING_MODEL).
   "$HOST_BIN" --listen "127.0.0.1:$MEMSHADOW_POOL_PORT" --wasm "$WASM" \
     --manifest "$REPO_ROOT/embed-wasm/model-manifest.json" \
+    --extra-model "$REPO_ROOT/embed-wasm/model-manifest-mpnet.json" \
     --model-dir "$MEMSHADOW_MODEL_DIR" >"$RUN/pool.log" 2>&1 &
   echo $! >"$RUN/pool.pid"
   wait_http "$MEMSHADOW_POOL_URL/health" 300 "$RUN/pool.log"
@@ -91,6 +94,11 @@ start_api() {
     # escaped newlines: one line per variable in a dotenv file).
     echo "MEMSHADOW_JWT_SIGNING_KEY=$(awk '{printf "%s\\n", $0}' "$DEV_KEYS/private.pem")"
     echo "MEMSHADOW_EMBEDDING_URL=$MEMSHADOW_POOL_URL"
+    # The deployment's model: all-MiniLM-L6-v2 (wrangler.toml) unless the
+    # caller's environment names another the pool serves.
+    if [ -n "${MEMSHADOW_EMBEDDING_MODEL:-}" ]; then
+      echo "MEMSHADOW_EMBEDDING_MODEL=$MEMSHADOW_EMBEDDING_MODEL"
+    fi
     # Passkeys: relying party `localhost`, so the page must be opened as
     # http://localhost:<port> (browsers bind credentials to the RP id).
     echo "MEMSHADOW_WEBAUTHN_ORIGINS=http://localhost:$MEMSHADOW_API_PORT"

@@ -64,6 +64,19 @@ pub struct Options {
     #[arg(long, env = "MEMSHADOW_POOL_VARIANT")]
     pub variant: Option<String>,
 
+    /// More models served beside the default one, each as its manifest,
+    /// optionally followed by `=MODEL_DIR` (default: the subfolder of
+    /// --model-dir named by the manifest's model_id), in its manifest's
+    /// default variant. Requests choose one by `model`; a request without
+    /// `model` gets the default (--manifest). Comma-separated in the
+    /// environment [default: none].
+    #[arg(
+        long = "extra-model",
+        env = "MEMSHADOW_POOL_EXTRA_MODELS",
+        value_delimiter = ','
+    )]
+    pub extra_models: Option<Vec<String>>,
+
     /// Directory for compiled modules and snapshots [default:
     /// ~/.cache/memshadow/wasm-cache].
     #[arg(long, env = "MEMSHADOW_POOL_CACHE_DIR")]
@@ -190,6 +203,7 @@ impl Options {
             model_dir: self.model_dir.or(lower.model_dir),
             manifest: self.manifest.or(lower.manifest),
             variant: self.variant.or(lower.variant),
+            extra_models: self.extra_models.or(lower.extra_models),
             cache_dir: self.cache_dir.or(lower.cache_dir),
             pool_size: self.pool_size.or(lower.pool_size),
             max_batch: self.max_batch.or(lower.max_batch),
@@ -221,6 +235,7 @@ pub struct Settings {
     pub model_dir: PathBuf,
     pub manifest: PathBuf,
     pub variant: Option<String>,
+    pub extra_models: Vec<ExtraModel>,
     pub cache_dir: PathBuf,
     pub pool_size: usize,
     pub max_batch: usize,
@@ -240,6 +255,32 @@ pub struct Settings {
     pub breaker_failures: u32,
     pub breaker_cooldown: Duration,
     pub perfmap: bool,
+}
+
+/// A model served beside the default one (`--extra-model`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraModel {
+    pub manifest: PathBuf,
+    /// None: the model directory's subfolder named by the manifest's model_id.
+    pub model_dir: Option<PathBuf>,
+}
+
+impl ExtraModel {
+    fn parse(raw: &str) -> Result<ExtraModel, ConfigError> {
+        let (manifest, model_dir) = match raw.split_once('=') {
+            Some((m, d)) => (m.trim(), Some(d.trim())),
+            None => (raw.trim(), None),
+        };
+        if manifest.is_empty() || model_dir.is_some_and(str::is_empty) {
+            return Err(ConfigError::Invalid(format!(
+                "extra model {raw:?} must be MANIFEST or MANIFEST=MODEL_DIR"
+            )));
+        }
+        Ok(ExtraModel {
+            manifest: PathBuf::from(manifest),
+            model_dir: model_dir.map(PathBuf::from),
+        })
+    }
 }
 
 /// The epoch ticker's period; deadlines are rounded up to whole ticks.
@@ -336,6 +377,13 @@ impl Settings {
             }
             fallbacks.push(url);
         }
+        let extra_models = o
+            .extra_models
+            .unwrap_or_default()
+            .iter()
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| ExtraModel::parse(raw))
+            .collect::<Result<Vec<_>, _>>()?;
         let queue_capacity = positive("queue_capacity", o.queue_capacity.unwrap_or(1024))?;
         let max_inputs = positive("max_inputs", o.max_inputs.unwrap_or(256))?;
         if max_inputs > queue_capacity {
@@ -352,6 +400,7 @@ impl Settings {
             model_dir: o.model_dir.unwrap_or_else(default_model_dir),
             manifest: o.manifest.unwrap_or_else(default_manifest_path),
             variant: o.variant,
+            extra_models,
             cache_dir: o.cache_dir.unwrap_or_else(default_cache_dir),
             pool_size,
             max_batch,
@@ -444,6 +493,37 @@ mod tests {
             assert!(
                 matches!(Settings::resolve(o), Err(ConfigError::Invalid(_))),
                 "{args:?} should be invalid"
+            );
+        }
+    }
+
+    #[test]
+    fn extra_models_take_an_optional_folder() {
+        let o = Options::try_parse_from([
+            "wasm-host",
+            "--extra-model",
+            "a.json,b.json=/models/b",
+        ])
+        .expect("flags");
+        let s = Settings::resolve(o).expect("valid");
+        assert_eq!(
+            s.extra_models,
+            vec![
+                ExtraModel {
+                    manifest: "a.json".into(),
+                    model_dir: None
+                },
+                ExtraModel {
+                    manifest: "b.json".into(),
+                    model_dir: Some("/models/b".into())
+                },
+            ]
+        );
+        for bad in ["=dir", "a.json="] {
+            let o = Options::try_parse_from(["wasm-host", "--extra-model", bad]).expect("parses");
+            assert!(
+                matches!(Settings::resolve(o), Err(ConfigError::Invalid(_))),
+                "{bad:?} should be invalid"
             );
         }
     }

@@ -330,7 +330,7 @@ async fn parity_with_onnxruntime_golden_vectors() {
     require_artifacts();
     let service = Service::start(&settings).await.expect("pool starts");
     // Directly through the pool (covers the empty text, which the API refuses)…
-    let pool = service.state.pool.clone();
+    let pool = service.state.default.pool.clone();
     let all = texts.clone();
     let direct = tokio::task::spawn_blocking(move || pool.call(&all, None))
         .await
@@ -726,4 +726,112 @@ async fn truncate_embeds_the_beginning_of_an_over_long_text() {
         v["usage"]["prompt_tokens"].as_u64().map(|t| t >= 256),
         Some(true)
     );
+}
+
+/// One pool serves MiniLM by default and all-mpnet-base-v2 by id: each
+/// answers with its own dimension and matches its own onnxruntime goldens
+/// (mpnet's through the HTTP API), /health lists both, /metrics counts
+/// each model apart, and an unknown model is refused with its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_a_second_model_by_id() {
+    const MPNET: &str = "all-mpnet-base-v2";
+    let manifest = wasm_host::config::crate_dir().join("../embed-wasm/model-manifest-mpnet.json");
+    let mpnet_dir = model_dir().join(MPNET);
+    assert!(
+        mpnet_dir.join("model-fp32.onnx").is_file(),
+        "{} is missing: scripts/setup.sh prepares it (scripts/model/prepare_mpnet.sh)",
+        mpnet_dir.display()
+    );
+    let server = start(
+        Options {
+            extra_models: Some(vec![manifest.display().to_string()]),
+            ..options()
+        },
+        None,
+    )
+    .await;
+
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            wasm_host::config::crate_dir().join("../embed-wasm/tests/golden/embeddings-mpnet.json"),
+        )
+        .expect("mpnet goldens"),
+    )
+    .expect("golden json");
+    let cases: Vec<(usize, String)> = golden["texts"]
+        .as_array()
+        .expect("texts")
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((i, t.as_str()?.to_owned())))
+        .filter(|(_, t)| !t.is_empty())
+        .take(12)
+        .collect();
+    let input: Vec<&str> = cases.iter().map(|(_, t)| t.as_str()).collect();
+    let (status, v) = post(&server, json!({"input": input, "model": MPNET})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], MPNET);
+    for ((i, text), got) in cases.iter().zip(vectors(&v)) {
+        assert_eq!(got.len(), 768, "mpnet vectors have 768 dimensions");
+        let want: Vec<f32> = golden["models"]["fp32"]["vectors"][*i]
+            .as_array()
+            .expect("vector")
+            .iter()
+            .map(|x| x.as_f64().expect("f") as f32)
+            .collect();
+        let c = cosine(&got, &want);
+        assert!(c >= 0.999, "mpnet text {i} {text:?}: cosine {c}");
+    }
+
+    // The default model is unchanged, and refuses the other's dimensions.
+    let (status, v) = post(&server, json!({"input": "a cat"})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], MODEL);
+    assert_eq!(vectors(&v)[0].len(), 384);
+    let (status, v) = post(&server, json!({"input": "a cat", "dimensions": 768})).await;
+    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("invalid_input")));
+    let (status, v) = post(&server, json!({"input": "a cat", "model": "bge-small"})).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("unsupported_model")),
+        "{v}"
+    );
+
+    let health: Value = client()
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("health json");
+    assert_eq!(health["model"], MODEL, "the default stays at the top level");
+    let served: Vec<(String, u64)> = health["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| {
+            (
+                m["model"].as_str().expect("id").to_owned(),
+                m["dim"].as_u64().expect("dim"),
+            )
+        })
+        .collect();
+    assert_eq!(served, vec![(MODEL.into(), 384), (MPNET.into(), 768)]);
+
+    let texts_of = |m: &str| metric(m, "memshadow_pool_texts_total", &[]);
+    assert_eq!(texts_of(&metrics(&server).await), 1.0, "the default's one text");
+    let resp = client()
+        .get(format!("{}/metrics?model={MPNET}", server.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(texts_of(&resp.text().await.expect("text")), cases.len() as f64);
+    let resp = client()
+        .get(format!("{}/metrics?model=nope", server.url))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(resp.status(), 404);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,14 +34,42 @@ pub struct Limits {
     pub retry_after_s: u64,
 }
 
-pub struct AppState {
-    pub batcher: Batcher,
+/// One model as served: its verified files, instances, queue, fallback
+/// nodes and metrics.
+pub struct ServedModel {
+    pub model: ModelInfo,
     pub pool: Arc<Pool>,
+    pub batcher: Batcher,
     pub fallbacks: Arc<Fallbacks>,
     pub metrics: Arc<Metrics>,
-    pub model: ModelInfo,
+}
+
+pub struct AppState {
+    /// Serves requests that name no model.
+    pub default: ServedModel,
+    /// Served to requests that name them (`--extra-model`).
+    pub extra: Vec<ServedModel>,
     pub limits: Limits,
 }
+
+impl AppState {
+    /// Every served model, the default first.
+    pub fn models(&self) -> impl Iterator<Item = &ServedModel> {
+        std::iter::once(&self.default).chain(&self.extra)
+    }
+
+    /// The model a request names (None: the default).
+    pub fn model(&self, requested: Option<&str>) -> Option<&ServedModel> {
+        match requested {
+            None => Some(&self.default),
+            Some(r) => self.models().find(|m| model_matches(r, &m.model.id)),
+        }
+    }
+}
+
+/// Which model answered, for the metrics middleware.
+#[derive(Debug, Clone)]
+struct AnsweredBy(String);
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -63,10 +91,16 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     let started = Instant::now();
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
-    state.metrics.request_seconds.observe_duration(elapsed);
+    // Requests refused before a model was chosen count for the default.
+    let served = resp
+        .extensions()
+        .get::<AnsweredBy>()
+        .and_then(|a| state.model(Some(&a.0)))
+        .unwrap_or(&state.default);
+    served.metrics.request_seconds.observe_duration(elapsed);
     let status = resp.status();
     let code = resp.extensions().get::<Code>().map_or("ok", |c| c.as_str());
-    state.metrics.responses.inc(&[status.as_str(), code]);
+    served.metrics.responses.inc(&[status.as_str(), code]);
     if status.is_server_error() {
         tracing::warn!(%status, code, ms = elapsed.as_millis() as u64, "embeddings request failed");
     } else {
@@ -83,13 +117,17 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 #[derive(Debug)]
 pub struct EmbeddingsRequest {
     pub texts: Vec<String>,
+    /// The model asked for (None: the default).
+    pub model: Option<String>,
 }
 
-/// Validates a request body against the limits and the served model.
-pub fn parse_request(
+/// Validates a request body against the limits and the served models.
+/// `model_of` finds a served model by the id a request names (None: the
+/// default).
+pub fn parse_request<'m>(
     body: &[u8],
     limits: &Limits,
-    model: &ModelInfo,
+    model_of: impl Fn(Option<&str>) -> Option<&'m ModelInfo>,
 ) -> Result<EmbeddingsRequest, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
@@ -102,21 +140,20 @@ pub fn parse_request(
     let Value::Object(obj) = value else {
         return Err(invalid("body must be a JSON object"));
     };
-    match obj.get("model") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(m)) => {
-            if !model_matches(m, &model.id) {
-                return Err(ApiError::new(
-                    Code::UnsupportedModel,
-                    format!(
-                        "model {m:?} is not served here; this pool serves {:?}",
-                        model.id
-                    ),
-                ));
-            }
-        }
+    let requested = match obj.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(m)) => Some(m.clone()),
         Some(_) => return Err(invalid("`model` must be a string")),
-    }
+    };
+    let Some(model) = model_of(requested.as_deref()) else {
+        return Err(ApiError::new(
+            Code::UnsupportedModel,
+            format!(
+                "model {:?} is not served here (GET /health lists the models)",
+                requested.unwrap_or_default()
+            ),
+        ));
+    };
     match obj.get("encoding_format") {
         None | Some(Value::Null) => {}
         Some(Value::String(f)) if f == "float" => {}
@@ -189,7 +226,10 @@ pub fn parse_request(
             ));
         }
     }
-    Ok(EmbeddingsRequest { texts })
+    Ok(EmbeddingsRequest {
+        texts,
+        model: requested,
+    })
 }
 
 /// Shortens `text` to its first `max` characters (at a character boundary).
@@ -209,16 +249,23 @@ async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match embeddings_inner(&state, &headers, body).await {
+    let mut answered_by = None;
+    let mut resp = match embeddings_inner(&state, &headers, body, &mut answered_by).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    if let Some(id) = answered_by {
+        resp.extensions_mut().insert(AnsweredBy(id));
     }
+    resp
 }
 
+/// Sets `answered_by` to the chosen model's id once the body names one.
 async fn embeddings_inner(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    answered_by: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     let limit = state.limits.max_body_bytes;
     let too_large = || ApiError::new(Code::BodyTooLarge, format!("body exceeds {limit} bytes"));
@@ -240,9 +287,15 @@ async fn embeddings_inner(
         }
         invalid(format!("could not read the body: {e}"))
     })?;
-    let request = parse_request(&bytes, &state.limits, &state.model)?;
+    let request = parse_request(&bytes, &state.limits, |m| {
+        state.model(m).map(|served| &served.model)
+    })?;
+    let served = state
+        .model(request.model.as_deref())
+        .unwrap_or(&state.default);
+    *answered_by = Some(served.model.id.clone());
     let n = request.texts.len();
-    let embedded = match state.batcher.embed(request.texts).await {
+    let embedded = match served.batcher.embed(request.texts).await {
         Err(_) => {
             return Err(
                 ApiError::new(Code::QueueFull, "the embedding queue is full; retry later")
@@ -275,7 +328,7 @@ async fn embeddings_inner(
             "the embedding call failed",
         ));
     }
-    state.metrics.texts.fetch_add(n as u64, Ordering::Relaxed);
+    served.metrics.texts.fetch_add(n as u64, Ordering::Relaxed);
     let tokens: u64 = embedded.token_counts.iter().map(|&t| t as u64).sum();
     let data: Vec<Value> = embedded
         .vectors
@@ -286,15 +339,24 @@ async fn embeddings_inner(
     Ok(axum::Json(json!({
         "object": "list",
         "data": data,
-        "model": state.model.id,
+        "model": served.model.id,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }))
     .into_response())
 }
 
+/// The default model's state at the top level (what clients of one model
+/// read), and every served model under `models`.
 async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let mut body = model_health(&state.default);
+    body["status"] = json!("ok");
+    body["models"] = state.models().map(model_health).collect();
+    axum::Json(body).into_response()
+}
+
+fn model_health(served: &ServedModel) -> Value {
     let now = Instant::now();
-    let fallbacks: Vec<Value> = state
+    let fallbacks: Vec<Value> = served
         .fallbacks
         .nodes
         .iter()
@@ -307,40 +369,56 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             })
         })
         .collect();
-    axum::Json(json!({
-        "status": "ok",
-        "model": state.model.id,
-        "variant": state.model.variant,
-        "dim": state.model.dim,
-        "max_tokens": state.model.max_tokens,
-        "instances": state.pool.size(),
-        "instances_busy": state.metrics.instances_busy.load(Ordering::Relaxed),
-        "queue_depth": state.metrics.queue_depth.load(Ordering::Relaxed),
-        "expected_wait_ms": duration_ms(state.batcher.expected_wait()),
+    json!({
+        "model": served.model.id,
+        "variant": served.model.variant,
+        "dim": served.model.dim,
+        "max_tokens": served.model.max_tokens,
+        "instances": served.pool.size(),
+        "instances_busy": served.metrics.instances_busy.load(Ordering::Relaxed),
+        "queue_depth": served.metrics.queue_depth.load(Ordering::Relaxed),
+        "expected_wait_ms": duration_ms(served.batcher.expected_wait()),
         "snapshot": {
-            "compiled_cached": state.pool.load.compiled_cached,
-            "snapshot_cached": state.pool.load.snapshot_cached,
-            "load_seconds": state.pool.load.seconds,
+            "compiled_cached": served.pool.load.compiled_cached,
+            "snapshot_cached": served.pool.load.snapshot_cached,
+            "load_seconds": served.pool.load.seconds,
         },
         "fallbacks": fallbacks,
-    }))
-    .into_response()
+    })
 }
 
 fn duration_ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// Query of `GET /metrics`: `?model=ID` for a model other than the default.
+#[derive(serde::Deserialize)]
+struct MetricsQuery {
+    model: Option<String>,
+}
+
+/// One model's metrics: the default's unless `?model=` names another (a
+/// scrape job per model keeps every series name unchanged).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<MetricsQuery>,
+) -> Response {
+    let Some(served) = state.model(query.model.as_deref()) else {
+        return ApiError::new(
+            Code::UnsupportedModel,
+            "`model` names no model served here (GET /health lists them)",
+        )
+        .into_response();
+    };
     let now = Instant::now();
-    let breakers = state
+    let breakers = served
         .fallbacks
         .nodes
         .iter()
         .map(|n| (n.label.as_str(), n.breaker.state(now).code()))
         .collect();
-    let text = state.metrics.render(&Gauges {
-        instances: state.pool.size(),
+    let text = served.metrics.render(&Gauges {
+        instances: served.pool.size(),
         breakers,
     });
     (
@@ -357,16 +435,28 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 mod tests {
     use super::*;
 
-    fn model() -> ModelInfo {
+    fn model(id: &str, dim: usize) -> ModelInfo {
         ModelInfo {
-            id: "all-MiniLM-L6-v2".into(),
+            id: id.into(),
             variant: "fp32".into(),
-            dim: 384,
+            dim,
             max_tokens: 256,
             staged_dir: "/nonexistent".into(),
             model_sha256: String::new(),
             tokenizer_sha256: String::new(),
         }
+    }
+
+    /// A pool serving MiniLM by default and mpnet on request.
+    fn parse(body: &[u8]) -> Result<EmbeddingsRequest, ApiError> {
+        let served = [
+            model("all-MiniLM-L6-v2", 384),
+            model("sentence-transformers/all-mpnet-base-v2", 768),
+        ];
+        parse_request(body, &limits(), |requested| match requested {
+            None => served.first(),
+            Some(r) => served.iter().find(|m| model_matches(r, &m.id)),
+        })
     }
 
     fn limits() -> Limits {
@@ -379,22 +469,41 @@ mod tests {
     }
 
     fn code_of(body: &[u8]) -> Code {
-        parse_request(body, &limits(), &model())
+        parse(body)
             .expect_err("should be rejected")
             .code
     }
 
     #[test]
     fn accepts_string_and_array() {
-        let r = parse_request(br#"{"input":"hi"}"#, &limits(), &model()).expect("ok");
+        let r = parse(br#"{"input":"hi"}"#).expect("ok");
         assert_eq!(r.texts, vec!["hi"]);
-        let r = parse_request(
+        assert_eq!(r.model, None);
+        let r = parse(
             br#"{"input":["a","b"],"model":"all-MiniLM-L6-v2","encoding_format":"float","dimensions":384,"user":"x"}"#,
-            &limits(),
-            &model(),
         )
         .expect("ok");
         assert_eq!(r.texts, vec!["a", "b"]);
+        assert_eq!(r.model.as_deref(), Some("all-MiniLM-L6-v2"));
+    }
+
+    #[test]
+    fn the_named_model_decides_the_dimensions() {
+        let r = parse(br#"{"input":"a","model":"all-mpnet-base-v2","dimensions":768}"#)
+            .expect("mpnet by its short name");
+        assert_eq!(r.model.as_deref(), Some("all-mpnet-base-v2"));
+        assert_eq!(
+            parse(br#"{"input":"a","model":"all-mpnet-base-v2","dimensions":384}"#)
+                .expect_err("mpnet has 768")
+                .code,
+            Code::InvalidInput
+        );
+        assert_eq!(
+            parse(br#"{"input":"a","dimensions":768}"#)
+                .expect_err("the default has 384")
+                .code,
+            Code::InvalidInput
+        );
     }
 
     #[test]
@@ -434,14 +543,14 @@ mod tests {
     #[test]
     fn char_limit_counts_characters_not_bytes() {
         // Ten two-byte characters: 20 bytes but exactly at the limit.
-        parse_request(r#"{"input":"éééééééééé"}"#.as_bytes(), &limits(), &model())
+        parse(r#"{"input":"éééééééééé"}"#.as_bytes())
             .expect("at limit");
     }
 
     #[test]
     fn truncate_embeds_the_beginning_of_long_texts() {
         let long = format!(r#"{{"input":["{}","ok"],"truncate":true}}"#, "é".repeat(25));
-        let r = parse_request(long.as_bytes(), &limits(), &model()).expect("truncated");
+        let r = parse(long.as_bytes()).expect("truncated");
         assert_eq!(r.texts, vec!["é".repeat(10), "ok".to_string()]);
         // Without it (or with false) the limit still refuses.
         let refused = long.replace("true", "false");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::config::Settings;
-use api::{AppState, Limits};
+use api::{AppState, Limits, ServedModel};
 use batcher::{BatchConfig, Batcher};
 use fallback::Fallbacks;
 use metrics::Metrics;
@@ -28,7 +28,81 @@ use pool::Pool;
 /// A started pool, ready to be served.
 pub struct Service {
     pub state: Arc<AppState>,
-    health_task: Option<tokio::task::JoinHandle<()>>,
+    health_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Where one served model comes from.
+struct ModelSource {
+    manifest: std::path::PathBuf,
+    /// None: the subfolder of the model directory named by the model id.
+    model_dir: Option<std::path::PathBuf>,
+    variant: Option<String>,
+    fallbacks: Vec<reqwest::Url>,
+}
+
+/// Verifies one model, loads or builds its snapshot, checks one call and
+/// starts its batcher. Each model has its own pool of `pool_size`
+/// instances, queue and metrics, so one model's load never queues behind
+/// another's.
+async fn start_model(
+    settings: &Settings,
+    source: ModelSource,
+    trap_text: Option<String>,
+) -> anyhow::Result<ServedModel> {
+    let s = settings.clone();
+    let manifest_path = source.manifest.clone();
+    let (model, pool) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let manifest = model::Manifest::load(&source.manifest)?;
+        let model_dir = source
+            .model_dir
+            .unwrap_or_else(|| s.model_dir.join(&manifest.model_id));
+        let model =
+            model::prepare(&manifest, source.variant.as_deref(), &model_dir, &s.cache_dir)?;
+        let pool = Pool::start(&s, &model)?;
+        Ok((model, Arc::new(pool)))
+    })
+    .await
+    .context("start-up task panicked")?
+    .with_context(|| format!("model of {}", manifest_path.display()))?;
+    tracing::info!(
+        model = %model.id,
+        variant = %model.variant,
+        dim = model.dim,
+        instances = pool.size(),
+        compiled_cached = pool.load.compiled_cached,
+        snapshot_cached = pool.load.snapshot_cached,
+        seconds = pool.load.seconds,
+        "embedding pool ready"
+    );
+    let metrics = Arc::new(Metrics::default());
+    let fallbacks = Arc::new(Fallbacks::new(
+        &source.fallbacks,
+        settings.fallback_timeout,
+        settings.breaker_failures,
+        settings.breaker_cooldown,
+        model.id.clone(),
+        model.dim,
+        metrics.clone(),
+    )?);
+    let batcher = Batcher::start(
+        pool.clone(),
+        fallbacks.clone(),
+        metrics.clone(),
+        BatchConfig {
+            max_batch: settings.max_batch,
+            max_wait: settings.max_wait,
+            queue_capacity: settings.queue_capacity,
+            fallback_budget: settings.fallback_budget,
+            trap_text,
+        },
+    );
+    Ok(ServedModel {
+        model,
+        pool,
+        batcher,
+        fallbacks,
+        metrics,
+    })
 }
 
 impl Service {
@@ -44,55 +118,44 @@ impl Service {
         settings: &Settings,
         trap_text: Option<String>,
     ) -> anyhow::Result<Service> {
-        let s = settings.clone();
-        let (model, pool) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let manifest = model::Manifest::load(&s.manifest)?;
-            let model =
-                model::prepare(&manifest, s.variant.as_deref(), &s.model_dir, &s.cache_dir)?;
-            let pool = Pool::start(&s, &model)?;
-            Ok((model, Arc::new(pool)))
-        })
-        .await
-        .context("start-up task panicked")??;
-        tracing::info!(
-            model = %model.id,
-            variant = %model.variant,
-            instances = pool.size(),
-            compiled_cached = pool.load.compiled_cached,
-            snapshot_cached = pool.load.snapshot_cached,
-            seconds = pool.load.seconds,
-            "embedding pool ready"
-        );
-        let metrics = Arc::new(Metrics::default());
-        let fallbacks = Arc::new(Fallbacks::new(
-            &settings.fallbacks,
-            settings.fallback_timeout,
-            settings.breaker_failures,
-            settings.breaker_cooldown,
-            model.id.clone(),
-            model.dim,
-            metrics.clone(),
-        )?);
-        let health_task = (!fallbacks.is_empty())
-            .then(|| fallbacks.spawn_health_checks(settings.health_interval));
-        let batcher = Batcher::start(
-            pool.clone(),
-            fallbacks.clone(),
-            metrics.clone(),
-            BatchConfig {
-                max_batch: settings.max_batch,
-                max_wait: settings.max_wait,
-                queue_capacity: settings.queue_capacity,
-                fallback_budget: settings.fallback_budget,
-                trap_text,
-            },
-        );
+        let default = ModelSource {
+            manifest: settings.manifest.clone(),
+            model_dir: Some(settings.model_dir.clone()),
+            variant: settings.variant.clone(),
+            fallbacks: settings.fallbacks.clone(),
+        };
+        let mut served = vec![start_model(settings, default, trap_text.clone()).await?];
+        for extra in &settings.extra_models {
+            let source = ModelSource {
+                manifest: extra.manifest.clone(),
+                model_dir: extra.model_dir.clone(),
+                variant: None,
+                // Fallback nodes serve the default model (README).
+                fallbacks: Vec::new(),
+            };
+            let next = start_model(settings, source, trap_text.clone()).await?;
+            if let Some(twin) = served.iter().find(|m| m.model.id == next.model.id) {
+                anyhow::bail!(
+                    "model {:?} is configured twice ({} and {})",
+                    next.model.id,
+                    twin.model.staged_dir.display(),
+                    next.model.staged_dir.display()
+                );
+            }
+            served.push(next);
+        }
+        let health_tasks = served
+            .iter()
+            .filter(|m| !m.fallbacks.is_empty())
+            .map(|m| m.fallbacks.spawn_health_checks(settings.health_interval))
+            .collect();
+        let mut served = served.into_iter();
+        let default = served
+            .next()
+            .context("no model to serve")?;
         let state = Arc::new(AppState {
-            batcher,
-            pool,
-            fallbacks,
-            metrics,
-            model,
+            default,
+            extra: served.collect(),
             limits: Limits {
                 max_inputs: settings.max_inputs,
                 max_chars: settings.max_chars,
@@ -100,7 +163,10 @@ impl Service {
                 retry_after_s: settings.retry_after_s,
             },
         });
-        Ok(Service { state, health_task })
+        Ok(Service {
+            state,
+            health_tasks,
+        })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -135,7 +201,7 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        if let Some(t) = self.health_task.take() {
+        for t in self.health_tasks.drain(..) {
             t.abort();
         }
     }

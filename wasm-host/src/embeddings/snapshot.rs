@@ -119,6 +119,11 @@ pub fn build_snapshot(wasm: &[u8], model: &ModelInfo) -> anyhow::Result<Vec<u8>>
         .preopened_dir(&model.staged_dir, "/model", FsPerms::ReadOnly)?
         .build_p1();
     let mut store = Store::new(&engine, InitState { wasi });
+    // The guest reads the model file in one `fd_read`, and wasmtime's WASI
+    // refuses a call that moves more than its hostcall fuel (128 MiB by
+    // default) with ENOMEM: all-mpnet-base-v2 is 438 MB. Our own module at
+    // start-up, not a request, so the bound is the 4 GiB address space.
+    store.set_hostcall_fuel(1 << 32);
     let instance = linker.instantiate(&mut store, &module)?;
 
     if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
