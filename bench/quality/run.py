@@ -90,14 +90,18 @@ def user_for(prefix, name):
     return str(uuid.uuid5(USER_NAMESPACE, f"{prefix}/{name}"))
 
 
-def load(api, coll, user):
+def load(api, coll, user, model_id):
     """Stores the collection for `user`, reusing an earlier run's rows when
-    they are exactly the same texts; returns memory id -> doc position."""
+    they are exactly the same texts embedded by `model_id` (the reference
+    model, which the API must embed with); returns memory id -> doc
+    position."""
     existing = api.list_all(user)
     want = {d.content for d in coll.docs}
     have = {m["content"] for m in existing}
-    if existing and have != want:
-        log(f"{coll.name}: {len(existing)} stale memories from another run; deleting them")
+    other_model = {m["embedding_model"] for m in existing} - {model_id, None}
+    if existing and (have != want or other_model):
+        why = f"embedded by {', '.join(sorted(other_model))}" if other_model else "from another run"
+        log(f"{coll.name}: {len(existing)} stale memories {why}; deleting them")
         api.delete_all(user)
     elif existing:
         log(f"{coll.name}: reusing {len(existing)} memories stored by an earlier run")
@@ -369,15 +373,21 @@ def main():
     colls = [scifact] + locomo
     users = {c.name: user_for(prefix, c.name) for c in colls}
 
+    embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
     sf_wait = lc_wait = None
     if not args.baselines_only:
         for c in colls:
-            c.id_to_doc = load(api, c, users[c.name])
+            c.id_to_doc = load(api, c, users[c.name], embedder.model_id)
         sf_wait = api.wait_embedded([users[scifact.name]], log, drive=not args.no_drive)
         lc_wait = api.wait_embedded([users[c.name] for c in locomo], log, drive=not args.no_drive)
+        # The reference must be the model the API embedded with.
+        for c in colls:
+            served = {m["embedding_model"] for m in api.list_all(users[c.name])}
+            if served != {embedder.model_id}:
+                sys.exit(f"{c.name}: the API embedded with {sorted(served)}, the reference is "
+                         f"{embedder.model_id} (start the stack with MEMSHADOW_EMBEDDING_MODEL={embedder.model_id})")
 
     log("baselines: BM25 and onnxruntime exact cosine")
-    embedder = OnnxEmbedder(args.model_dir, args.manifest, args.cache)
     embedders = {"onnx": embedder}
     for model_dir, manifest in args.other_model:
         other = OnnxEmbedder(model_dir, manifest, args.cache)

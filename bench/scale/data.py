@@ -84,11 +84,11 @@ def psql_connect(url):
 
 def load(url, model, ids, users, contents, vecs):
     """COPY the rows with the HNSW index dropped, then rebuild it: seconds each."""
+    # The index of these vectors' dimension (schema migration 0010).
+    index = f"memories_embedding_{len(vecs[0])}_hnsw"
     with psql_connect(url) as c:
-        indexdef = c.execute(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_hnsw'"
-        ).fetchone()[0]
-        c.execute("DROP INDEX memories_embedding_hnsw")
+        indexdef = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
+        c.execute(f"DROP INDEX {index}")
         started = time.monotonic()
         with c.cursor() as cur:
             with cur.copy(

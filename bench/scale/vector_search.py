@@ -205,7 +205,7 @@ def one_size(args, n, texts, vecs, qtexts, qvecs, model):
         "chroma": dict(system(chroma, chroma_ms), build_s=round(chroma_build_s, 1), version=chroma_version),
         "hybrid": {who: {"p50_ms": round(pct(ms, 50), 2), "p95_ms": round(pct(ms, 95), 2), "queries": len(ms)}
                    for who, ms in hybrid_ms.items()},
-        "plan_uses_hnsw": "memories_embedding_hnsw" in plans["heavy"],
+        "plan_uses_hnsw": "memories_embedding_384_hnsw" in plans["heavy"],
     }
 
 

@@ -18,6 +18,8 @@ pub const JWT_ISSUER: &str = "MEMSHADOW_JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "MEMSHADOW_JWT_AUDIENCE";
 pub const EMBEDDING_URL: &str = "MEMSHADOW_EMBEDDING_URL";
 pub const EMBEDDING_MODEL: &str = "MEMSHADOW_EMBEDDING_MODEL";
+/// Needed only for a model not in [`KNOWN_MODELS`].
+pub const EMBEDDING_DIMENSIONS: &str = "MEMSHADOW_EMBEDDING_DIMENSIONS";
 pub const EMBED_TIMEOUT_MS: &str = "MEMSHADOW_EMBED_TIMEOUT_MS";
 pub const EMBED_CACHE_TTL: &str = "MEMSHADOW_EMBED_CACHE_TTL";
 pub const EMBED_MAX_ATTEMPTS: &str = "MEMSHADOW_EMBED_MAX_ATTEMPTS";
@@ -53,8 +55,37 @@ pub const WEBAUTHN_ORIGINS: &str = "MEMSHADOW_WEBAUTHN_ORIGINS";
 /// `required`, `preferred` (default) or `discouraged`.
 pub const WEBAUTHN_USER_VERIFICATION: &str = "MEMSHADOW_WEBAUTHN_USER_VERIFICATION";
 
-/// Dimension of all-MiniLM-L6-v2 vectors; the `vector(384)` column fixes it.
-pub const EMBEDDING_DIM: usize = 384;
+/// A model a deployment can name without describing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownModel {
+    pub id: &'static str,
+    pub dim: usize,
+    /// What one text adds to a background pool call's budget, ms.
+    pub call_ms_per_text: u64,
+}
+
+/// The models scripts/setup.sh prepares for the pool. Migration 0010 gives
+/// each of their dimensions its own HNSW index; vectors of another
+/// dimension are stored and searched exactly, without an index. mpnet's
+/// per-text budget is MiniLM's times their measured cost: one core of the
+/// pool embeds 5.6 of MiniLM's 128-token texts per second and 0.8 of
+/// mpnet's (wasm-host embed-bench, BENCHMARKS.md "Embedding models
+/// compared").
+pub const KNOWN_MODELS: &[KnownModel] = &[MINILM, MPNET];
+const MINILM: KnownModel = KnownModel {
+    id: "all-MiniLM-L6-v2",
+    dim: 384,
+    call_ms_per_text: 1_000,
+};
+const MPNET: KnownModel = KnownModel {
+    id: "all-mpnet-base-v2",
+    dim: 768,
+    call_ms_per_text: 7_000,
+};
+/// The model a deployment uses when it names none.
+pub const DEFAULT_EMBEDDING_MODEL: &str = MINILM.id;
+/// pgvector's HNSW indexes vectors of at most this many dimensions.
+const MAX_EMBEDDING_DIMENSIONS: usize = 2000;
 
 /// One configured token-verification key.
 #[derive(Debug, Clone)]
@@ -165,7 +196,15 @@ pub struct Config {
     pub jwt_leeway_seconds: i64,
     /// Base URL of the embedding pool, without a trailing slash.
     pub embedding_url: String,
+    /// The model that embeds memories and queries (the pool's id for it);
+    /// rows keep the id of the model that embedded them.
     pub embedding_model: String,
+    /// Its vectors' dimension: the pool's answers are checked against it,
+    /// and retrieval searches the vectors of this dimension.
+    pub embedding_dim: usize,
+    /// What one text adds to a background pool call's budget, ms (the
+    /// model's [`KnownModel::call_ms_per_text`]; MiniLM's for another).
+    pub embed_call_ms_per_text: u64,
     pub embed_timeout_ms: u64,
     /// Seconds a cached embedding lives in KV.
     pub embed_cache_ttl: u64,
@@ -258,6 +297,7 @@ impl Config {
             ..d
         };
 
+        let (embedding_model, embedding_dim, embed_call_ms_per_text) = embedding_model(&get)?;
         let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
             auth,
@@ -268,7 +308,9 @@ impl Config {
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),
             jwt_leeway_seconds: 30,
             embedding_url,
-            embedding_model: get(EMBEDDING_MODEL).unwrap_or_else(|| "all-MiniLM-L6-v2".into()),
+            embedding_model,
+            embedding_dim,
+            embed_call_ms_per_text,
             embed_timeout_ms: num(&get, EMBED_TIMEOUT_MS, 3000, 1, 600_000)?,
             embed_cache_ttl: num(&get, EMBED_CACHE_TTL, 7 * 24 * 3600, 60, 365 * 24 * 3600)?,
             embed_max_attempts: num(&get, EMBED_MAX_ATTEMPTS, 8, 1, 100)?,
@@ -287,6 +329,42 @@ impl Config {
             limits,
         })
     }
+}
+
+/// The deployment's model, its dimension and per-text call budget: from
+/// [`KNOWN_MODELS`], or for any other model its given dimension and
+/// MiniLM's budget. A given dimension must match a known model's.
+fn embedding_model(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(String, usize, u64), ConfigError> {
+    let model = get(EMBEDDING_MODEL).map_or_else(
+        || DEFAULT_EMBEDDING_MODEL.to_string(),
+        |m| m.trim().to_string(),
+    );
+    let known = KNOWN_MODELS.iter().find(|k| k.id == model);
+    let given = get(EMBEDDING_DIMENSIONS)
+        .map(|_| num(get, EMBEDDING_DIMENSIONS, 0, 1, MAX_EMBEDDING_DIMENSIONS))
+        .transpose()?;
+    match (known, given) {
+        (Some(k), Some(g)) if k.dim != g => Err(err(
+            EMBEDDING_DIMENSIONS,
+            format!("{model} has {} dimensions", k.dim),
+        )),
+        (Some(k), _) => Ok((model, k.dim, k.call_ms_per_text)),
+        (None, Some(dim)) => Ok((model, dim, MINILM.call_ms_per_text)),
+        (None, None) => Err(err(
+            EMBEDDING_DIMENSIONS,
+            format!("required for a model other than {}", known_model_names()),
+        )),
+    }
+}
+
+fn known_model_names() -> String {
+    KNOWN_MODELS
+        .iter()
+        .map(|k| k.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn auth_config(
@@ -576,12 +654,51 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_model_decides_the_dimension() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(JWT_PUBLIC_KEYS, TEST_JWKS)];
+            all.extend_from_slice(pairs);
+            Config::from_lookup(lookup(&all))
+        };
+        let c = with(&[(EMBEDDING_MODEL, "all-mpnet-base-v2")]).expect("known model");
+        assert_eq!(
+            (c.embedding_model.as_str(), c.embedding_dim),
+            ("all-mpnet-base-v2", 768)
+        );
+        assert_eq!(c.embed_call_ms_per_text, 7_000);
+        let c = with(&[
+            (EMBEDDING_MODEL, "bge-small-en-v1.5"),
+            (EMBEDDING_DIMENSIONS, "384"),
+        ])
+        .expect("another model with its dimension");
+        assert_eq!(c.embedding_dim, 384);
+        for (pairs, variable) in [
+            (
+                vec![(EMBEDDING_MODEL, "bge-small-en-v1.5")],
+                EMBEDDING_DIMENSIONS,
+            ),
+            (
+                vec![
+                    (EMBEDDING_MODEL, "all-mpnet-base-v2"),
+                    (EMBEDDING_DIMENSIONS, "384"),
+                ],
+                EMBEDDING_DIMENSIONS,
+            ),
+            (vec![(EMBEDDING_DIMENSIONS, "4096")], EMBEDDING_DIMENSIONS),
+        ] {
+            let e = with(&pairs).expect_err("refused");
+            assert_eq!(e.variable, variable, "{pairs:?}: {e}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let c = Config::from_lookup(lookup(&[(JWT_PUBLIC_KEYS, TEST_JWKS)])).expect("valid");
         assert_eq!(c.jwt_issuer, "memshadow");
         assert_eq!(c.jwt_audience, "memshadow-api");
         assert_eq!(c.embedding_url, "http://127.0.0.1:8790");
         assert_eq!(c.embedding_model, "all-MiniLM-L6-v2");
+        assert_eq!(c.embedding_dim, 384);
         assert_eq!(c.embed_timeout_ms, 3000);
         assert_eq!(c.embed_queue_retry_delay_seconds, 30);
         assert_eq!(c.limits, Limits::default());

@@ -280,7 +280,10 @@ async fn the_call_budget_fits_the_batch() {
         // Budgeted for every lane's texts: the lanes share the pool.
         assert_eq!(
             timeout_ms,
-            call_budget_ms(texts * h.cfg.embed_job_concurrency)
+            call_budget_ms(
+                texts * h.cfg.embed_job_concurrency,
+                h.cfg.embed_call_ms_per_text
+            )
         );
         assert!(timeout_ms >= 1_000 * texts as u64 + h.cfg.embed_timeout_ms);
     }

@@ -424,13 +424,15 @@ fn migrating_several_databases_at_once_succeeds() {
     assert!(failures.is_empty(), "{failures:?}");
 }
 
-/// Seeds `rows` memories of `user` with random 384-d vectors (every
-/// `rare_every`-th tagged `rare`, the rest `common`), as the superuser.
+/// Seeds `rows` memories of `user` with random `$5`-d vectors of model
+/// `$4` (every `rare_every`-th tagged `rare`, the rest `common`), as the
+/// superuser.
 const SEED_RANDOM_ROWS: &str = "INSERT INTO memories \
        (user_id, content, content_hash, tags, embedding, embedding_model, embedding_status) \
-     SELECT $1::text::uuid, 'seeded memory ' || g, encode(sha256(($1::text || g)::bytea), 'hex'), \
+     SELECT $1::text::uuid, 'seeded memory ' || g || ' ' || $4::text, \
+       encode(sha256(($1::text || g || $4::text)::bytea), 'hex'), \
        CASE WHEN g % $3::int = 0 THEN ARRAY['rare'] ELSE ARRAY['common'] END, \
-       (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384) WHERE g > 0)::vector, \
+       (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, $5::int) WHERE g > 0)::vector, \
        $4::text, 'ready' \
      FROM generate_series(1, $2::int) g";
 
@@ -451,6 +453,25 @@ const SEED_RANDOM_ROWS: &str = "INSERT INTO memories \
 /// bulk (one insert at a time into HNSW would take minutes here).
 #[test]
 fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
+    hnsw_sized_searches_return_the_full_limit("all-MiniLM-L6-v2", 384, "all-mpnet-base-v2", 768);
+}
+
+/// The same for all-mpnet-base-v2's 768-dimension vectors, in a table that
+/// also holds MiniLM's: the search uses 768's own index and returns only
+/// the deployment's model's rows.
+#[test]
+fn searches_of_768_dimension_vectors_use_their_own_index() {
+    hnsw_sized_searches_return_the_full_limit("all-mpnet-base-v2", 768, "all-MiniLM-L6-v2", 384);
+}
+
+/// `model` (of `dim`) is searched; every user also holds a few rows of
+/// `other_model` (of `other_dim`), which no search may return.
+fn hnsw_sized_searches_return_the_full_limit(
+    model: &str,
+    dim: i32,
+    other_model: &str,
+    other_dim: i32,
+) {
     use edge_api::repositories::memories::{Filters, Memories};
     use edge_api::repositories::retrieval::Query;
     use edge_api::services::memories::rfc3339;
@@ -458,9 +479,10 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
     const ROWS: i32 = 20_000;
     const RARE_EVERY: i32 = 1_000;
     const SMALL_ROWS: i32 = 15;
+    const OTHER_ROWS: i32 = 30;
     const LIMIT: usize = 10;
-    const MODEL: &str = "all-MiniLM-L6-v2";
-    let db = format!("hnsw_scale_{}", std::process::id());
+    let index_name = format!("memories_embedding_{dim}_hnsw");
+    let db = format!("hnsw_scale_{dim}_{}", std::process::id());
     let server = common::with_database(&admin_url(), "postgres");
     let admin_db = common::with_database(&admin_url(), &db);
     let app_db = common::with_database(&common::database_url(), &db);
@@ -485,30 +507,33 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
         // The migration's own index definition, rebuilt after the seed.
         let index: String = a
             .query_one(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'memories_embedding_hnsw'",
-                &[],
+                "SELECT indexdef FROM pg_indexes WHERE indexname = $1",
+                &[&index_name],
             )
             .await
             .expect("the HNSW index exists")
             .get(0);
-        a.batch_execute("DROP INDEX memories_embedding_hnsw")
+        a.batch_execute(&format!("DROP INDEX {index_name}"))
             .await
             .expect("drop index");
         for (user, rows, rare) in [(&large, ROWS, RARE_EVERY), (&small, SMALL_ROWS, 1)] {
+            a.execute(SEED_RANDOM_ROWS, &[user, &rows, &rare, &model, &dim])
+                .await
+                .expect("seed");
             a.execute(
                 SEED_RANDOM_ROWS,
-                &[user, &rows, &rare, &MODEL],
+                &[user, &OTHER_ROWS, &1, &other_model, &other_dim],
             )
             .await
-            .expect("seed");
+            .expect("seed the other model");
         }
         a.batch_execute(&index).await.expect("build index");
         a.batch_execute("ANALYZE memories").await.expect("analyze");
 
         let query_vector: String = a
             .query_one(
-                "SELECT (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, 384))::vector::text",
-                &[],
+                "SELECT (SELECT array_agg((random() - 0.5)::real) FROM generate_series(1, $1::int))::vector::text",
+                &[&dim],
             )
             .await
             .expect("vector")
@@ -518,7 +543,8 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
         let now = rfc3339(common::now_ms());
         let query = Query {
             vector: Some(query_vector),
-            model: MODEL,
+            model,
+            dim: dim as usize,
             text: None,
             budget: Default::default(),
         };
@@ -549,6 +575,11 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
                 .collect();
             eprintln!("{who}: {}", scans.join(" | "));
             assert_eq!(hits.len(), LIMIT, "{who}: too few results\n{plan}");
+            assert!(
+                hits.iter()
+                    .all(|h| h.memory.embedding_model.as_deref() == Some(model)),
+                "{who}: a row of another model"
+            );
             if filters.tags.is_some() {
                 assert!(
                     hits.iter().all(|h| h.memory.tags == vec!["rare".to_string()]),
@@ -558,7 +589,7 @@ fn filtered_searches_over_an_hnsw_sized_table_return_the_full_limit() {
             if who == "large, unfiltered" {
                 // The size is one where the planner picks HNSW.
                 assert!(
-                    plan.contains("Index Scan using memories_embedding_hnsw"),
+                    plan.contains(&format!("Index Scan using {index_name}")),
                     "{who}: expected the HNSW index\n{plan}"
                 );
             }

@@ -499,12 +499,8 @@ mod tests {
 
     #[test]
     fn extra_models_take_an_optional_folder() {
-        let o = Options::try_parse_from([
-            "wasm-host",
-            "--extra-model",
-            "a.json,b.json=/models/b",
-        ])
-        .expect("flags");
+        let o = Options::try_parse_from(["wasm-host", "--extra-model", "a.json,b.json=/models/b"])
+            .expect("flags");
         let s = Settings::resolve(o).expect("valid");
         assert_eq!(
             s.extra_models,

@@ -789,7 +789,10 @@ async fn serves_a_second_model_by_id() {
     assert_eq!(v["model"], MODEL);
     assert_eq!(vectors(&v)[0].len(), 384);
     let (status, v) = post(&server, json!({"input": "a cat", "dimensions": 768})).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (422, Some("invalid_input")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("invalid_input"))
+    );
     let (status, v) = post(&server, json!({"input": "a cat", "model": "bge-small"})).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),
@@ -818,16 +821,26 @@ async fn serves_a_second_model_by_id() {
         })
         .collect();
     assert_eq!(served, vec![(MODEL.into(), 384), (MPNET.into(), 768)]);
+    // mpnet's manifest caps its calls below the pool's max_batch (32).
+    assert_eq!(health["models"][0]["max_batch"], 32);
+    assert_eq!(health["models"][1]["max_batch"], 4);
 
     let texts_of = |m: &str| metric(m, "memshadow_pool_texts_total", &[]);
-    assert_eq!(texts_of(&metrics(&server).await), 1.0, "the default's one text");
+    assert_eq!(
+        texts_of(&metrics(&server).await),
+        1.0,
+        "the default's one text"
+    );
     let resp = client()
         .get(format!("{}/metrics?model={MPNET}", server.url))
         .send()
         .await
         .expect("metrics");
     assert_eq!(resp.status(), 200);
-    assert_eq!(texts_of(&resp.text().await.expect("text")), cases.len() as f64);
+    assert_eq!(
+        texts_of(&resp.text().await.expect("text")),
+        cases.len() as f64
+    );
     let resp = client()
         .get(format!("{}/metrics?model=nope", server.url))
         .send()

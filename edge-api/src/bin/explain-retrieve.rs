@@ -9,7 +9,7 @@
 
 use edge_api::platform::native;
 use edge_api::repositories::memories::{Filters, Memories};
-use edge_api::repositories::retrieval::Query;
+use edge_api::repositories::retrieval::{Query, pgvector_dims};
 use edge_api::services::memories::rfc3339;
 
 const USAGE: &str =
@@ -58,6 +58,7 @@ async fn main() {
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default();
     let query = Query {
+        dim: vector.as_deref().map_or(0, pgvector_dims),
         vector,
         model: &model,
         text: Some(&text),

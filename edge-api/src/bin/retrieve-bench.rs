@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use edge_api::platform::native;
 use edge_api::repositories::memories::{Filters, Memories};
-use edge_api::repositories::retrieval::{Query, TextBudget};
+use edge_api::repositories::retrieval::{Query, TextBudget, pgvector_dims};
 use edge_api::services::memories::rfc3339;
 
 const USAGE: &str = "usage: retrieve-bench --user UUID [--model ID] [--limit N] [--query TEXT] < vectors.txt
@@ -80,6 +80,7 @@ async fn main() {
             (false, _) => (text.as_deref(), Some(line.clone())),
         };
         let query = Query {
+            dim: vector.as_deref().map_or(0, pgvector_dims),
             vector,
             model: &model,
             text: query_text,

@@ -48,6 +48,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0009_policies_the_planner_can_read",
         include_str!("../../../schema/migrations/0009_policies_the_planner_can_read.sql"),
     ),
+    (
+        "0010_embeddings_of_any_dimension",
+        include_str!("../../../schema/migrations/0010_embeddings_of_any_dimension.sql"),
+    ),
 ];
 
 /// The application's role: login, no superuser, no BYPASSRLS.

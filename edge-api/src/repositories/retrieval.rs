@@ -86,6 +86,16 @@ pub const TEXT_ROWS_PER_TERM: usize = 200;
 /// 0.002 LoCoMo recall@10 and 12 gained nothing over 8.
 pub const TEXT_MAX_TERMS: usize = 8;
 
+/// Stands for the query vector's dimension in [`RETRIEVE`]: a type
+/// modifier and the partial indexes' predicate must be literals, so each
+/// dimension gets its own statement text ([`retrieve_sql`]).
+const DIM: &str = "@DIM@";
+
+/// [`RETRIEVE`] for vectors of `dim` dimensions.
+fn retrieve_sql(dim: usize) -> String {
+    RETRIEVE.replace(DIM, &dim.to_string())
+}
+
 /// Hybrid retrieval in one statement, filters numbered as in
 /// `memories.rs` ($1 user, $2 now, $3..$6 filters), then: `$7` query
 /// vector (NULL: no vector branch), `$8` model of the vectors searched,
@@ -93,6 +103,13 @@ pub const TEXT_MAX_TERMS: usize = 8;
 /// `$11` limit, `$12` offset, `$13` RRF k, `$14` BM25 k1, `$15` BM25 b,
 /// `$16` fusion depth, `$17` [`TEXT_IDF_SAMPLE`], `$18`
 /// [`TEXT_ROWS_PER_TERM`], `$19` [`TEXT_MAX_TERMS`].
+///
+/// Vector branch: the user's vectors of the query's dimension and model,
+/// nearest first. `embedding` holds vectors of any dimension; migration
+/// 0010 indexes each known model's dimension apart (HNSW over the
+/// expression `embedding::vector(N)`, partial on `vector_dims(embedding) =
+/// N`), and the branch repeats both expressions so the planner can use
+/// that index.
 ///
 /// Text branch: `terms` holds the query's lexemes, each as a one-lexeme
 /// tsquery (quoted, so nothing in the text is tsquery syntax). `sample` is
@@ -109,9 +126,10 @@ pub const TEXT_MAX_TERMS: usize = 8;
 pub(super) const RETRIEVE: &str = concat!(
     "WITH vec AS ( \
        SELECT v.id, row_number() OVER (ORDER BY v.d, v.id) AS r, 1 - v.d AS sim FROM ( \
-         SELECT m.id, m.embedding <=> $7::text::vector AS d FROM memories m \
-         WHERE m.user_id = $1::uuid AND $7::text IS NOT NULL AND m.embedding IS NOT NULL \
-           AND m.embedding_model = $8",
+         SELECT m.id, m.embedding::vector(@DIM@) <=> $7::text::vector(@DIM@) AS d \
+         FROM memories m \
+         WHERE m.user_id = $1::uuid AND $7::text IS NOT NULL \
+           AND vector_dims(m.embedding) = @DIM@ AND m.embedding_model = $8",
     not_expired!(),
     filters!(),
     " ORDER BY d, m.id LIMIT $10::int) v), \
@@ -183,6 +201,8 @@ pub struct Query<'q> {
     pub vector: Option<String>,
     /// The model whose vectors are searched.
     pub model: &'q str,
+    /// The dimension of that model's vectors (and of `vector`).
+    pub dim: usize,
     /// None skips the text branch.
     pub text: Option<&'q str>,
     /// How much of the user's memories the text branch reads.
@@ -249,7 +269,7 @@ impl Memories<'_> {
         offset: usize,
     ) -> Result<Vec<Hit>, PortError> {
         // The hits are recorded by the same statement: no extra round trip.
-        let sql = access_stats::recording_hits(RETRIEVE);
+        let sql = access_stats::recording_hits(&retrieve_sql(q.dim));
         let rows = self
             .sql
             .query(
@@ -288,7 +308,7 @@ impl Memories<'_> {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<String>, PortError> {
-        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {RETRIEVE}");
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", retrieve_sql(q.dim));
         let rows = self
             .sql
             .query(
@@ -301,6 +321,11 @@ impl Memories<'_> {
             .map(|r| opt_text(r, 0)?.ok_or_else(|| bad_row("plan line")))
             .collect()
     }
+}
+
+/// Dimensions of a vector in pgvector's text form (`[0.1,0.2,…]`).
+pub fn pgvector_dims(text: &str) -> usize {
+    text.split(',').count()
 }
 
 /// The fused score a memory gets from its ranks in each branch (1-based).
@@ -321,6 +346,15 @@ mod tests {
     #[test]
     fn retrieve_uses_every_parameter() {
         uses_every_parameter("RETRIEVE", RETRIEVE, 19);
+    }
+
+    #[test]
+    fn each_dimension_gets_its_own_literal_statement() {
+        let sql = retrieve_sql(768);
+        assert!(!sql.contains(DIM));
+        assert!(sql.contains("m.embedding::vector(768) <=> $7::text::vector(768)"));
+        assert!(sql.contains("vector_dims(m.embedding) = 768"));
+        assert_eq!(pgvector_dims("[0.5,1,-2]"), 3);
     }
 
     #[test]

@@ -19,10 +19,10 @@ use crate::services::embedding::{EmbedError, Embedder, to_pgvector};
 use crate::services::memories::rfc3339;
 
 /// A background call's budget: nobody waits on it, so it is generous and
-/// grows with the batch. A slow answer is not an outage; only a pool that
-/// has not answered in this long is treated as one.
+/// grows with the batch (by the model's `call_ms_per_text`, config.rs). A
+/// slow answer is not an outage; only a pool that has not answered in this
+/// long is treated as one.
 const CALL_BASE_MS: u64 = 15_000;
-const CALL_PER_TEXT_MS: u64 = 1_000;
 /// Retry backoff after a refusal: 30 s, 60 s, 120 s, … capped at one hour;
 /// a row out of attempts is `failed` and revived after a day.
 const BACKOFF_BASE_SECONDS: u64 = 30;
@@ -35,14 +35,14 @@ const REVIVE_AFTER_SECONDS: u64 = 24 * 3600;
 /// so a call finishes only when the pool has worked through all of them.
 /// Budgeting for this call's texts alone timed out batches of long texts
 /// that the pool was still computing, which were then sent again.
-pub fn call_budget_ms(texts_in_flight: usize) -> u64 {
-    CALL_BASE_MS + CALL_PER_TEXT_MS * texts_in_flight as u64
+pub fn call_budget_ms(texts_in_flight: usize, ms_per_text: u64) -> u64 {
+    CALL_BASE_MS + ms_per_text * texts_in_flight as u64
 }
 
 /// How long a claim holds rows: past the call's budget plus the write-back,
 /// so a live worker never loses its rows to another.
-pub fn lease_seconds(texts_in_flight: usize) -> u64 {
-    call_budget_ms(texts_in_flight) / 1000 + 60
+pub fn lease_seconds(texts_in_flight: usize, ms_per_text: u64) -> u64 {
+    call_budget_ms(texts_in_flight, ms_per_text) / 1000 + 60
 }
 
 pub fn retry_policy(cfg: &Config) -> RetryPolicy {
@@ -96,6 +96,11 @@ impl<'a> Pipeline<'a> {
         texts * self.lanes
     }
 
+    /// How long a claim of `texts` per lane holds its rows.
+    pub fn lease_seconds(&self, texts: usize) -> u64 {
+        lease_seconds(self.in_flight(texts), self.ctx.cfg.embed_call_ms_per_text)
+    }
+
     pub fn jobs(&self) -> EmbeddingJobs<'a> {
         EmbeddingJobs {
             sql: self.ctx.p.sql,
@@ -126,7 +131,10 @@ impl<'a> Pipeline<'a> {
         while let Some(batch) = work.pop() {
             let texts: Vec<&str> = batch.iter().map(|c| c.content.as_str()).collect();
             let answer = embedder
-                .embed_uncached(&texts, call_budget_ms(self.in_flight(texts.len())))
+                .embed_uncached(
+                    &texts,
+                    call_budget_ms(self.in_flight(texts.len()), cfg.embed_call_ms_per_text),
+                )
                 .await;
             match answer {
                 Ok(vectors) => {

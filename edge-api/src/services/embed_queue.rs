@@ -12,7 +12,7 @@
 use uuid::Uuid;
 
 use crate::app::Ctx;
-use crate::services::embed_pipeline::{Pipeline, Tally, lease_seconds};
+use crate::services::embed_pipeline::{Pipeline, Tally};
 
 /// Which messages (by id) to acknowledge and which to retry.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,7 +57,7 @@ pub async fn consume(ctx: &Ctx<'_>, ids: Vec<String>) -> QueueOutcome {
         }
         let claimed = match p
             .jobs()
-            .claim_ids(&p.now(), chunk, lease_seconds(p.in_flight(chunk.len())))
+            .claim_ids(&p.now(), chunk, p.lease_seconds(chunk.len()))
             .await
         {
             Ok(c) => c,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::concurrent::join_all;
-use crate::config::{Config, EMBEDDING_DIM};
+use crate::config::Config;
 use crate::ports::{HttpClient, Kv};
 
 /// The most characters of a text sent to the pool. The model reads only its
@@ -99,7 +99,7 @@ impl Embedder<'_> {
         let mut out: Vec<Option<Vec<f32>>> = lookups
             .into_iter()
             .map(|r| match r {
-                Ok(Some(bytes)) => decode_vector(&bytes),
+                Ok(Some(bytes)) => decode_vector(&bytes, self.cfg.embedding_dim),
                 _ => None,
             })
             .collect();
@@ -185,11 +185,10 @@ impl Embedder<'_> {
             if i >= inputs.len() || vectors[i].is_some() {
                 return Err(EmbedError::BadAnswer(format!("bad or repeated index {i}")));
             }
-            if item.embedding.len() != EMBEDDING_DIM
-                || !item.embedding.iter().all(|x| x.is_finite())
-            {
+            let dim = self.cfg.embedding_dim;
+            if item.embedding.len() != dim || !item.embedding.iter().all(|x| x.is_finite()) {
                 return Err(EmbedError::BadAnswer(format!(
-                    "vector of dimension {} (expected {EMBEDDING_DIM}) or with non-finite values",
+                    "vector of dimension {} (expected {dim}) or with non-finite values",
                     item.embedding.len()
                 )));
             }
@@ -233,8 +232,11 @@ fn encode_vector(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn decode_vector(b: &[u8]) -> Option<Vec<f32>> {
-    if b.len() != EMBEDDING_DIM * 4 {
+/// None for bytes that are not `dim` finite floats (a corrupt entry, or one
+/// a deployment with another model wrote: keys hold the model, so only by
+/// corruption).
+fn decode_vector(b: &[u8], dim: usize) -> Option<Vec<f32>> {
+    if b.len() != dim * 4 {
         return None;
     }
     let v: Vec<f32> = b
@@ -272,9 +274,10 @@ mod tests {
 
     #[test]
     fn vector_round_trips() {
-        let v: Vec<f32> = (0..EMBEDDING_DIM).map(|i| (i as f32).sin() / 3.0).collect();
-        assert_eq!(decode_vector(&encode_vector(&v)), Some(v.clone()));
-        assert_eq!(decode_vector(&[0u8; 12]), None);
+        let v: Vec<f32> = (0..768).map(|i| (i as f32).sin() / 3.0).collect();
+        assert_eq!(decode_vector(&encode_vector(&v), 768), Some(v.clone()));
+        assert_eq!(decode_vector(&encode_vector(&v), 384), None);
+        assert_eq!(decode_vector(&[0u8; 12], 768), None);
         let text = to_pgvector(&v[..3]);
         let parsed: Vec<f32> = serde_json::from_str(&text).expect("valid JSON array");
         assert_eq!(parsed, v[..3]);

@@ -23,7 +23,7 @@ use crate::app::Ctx;
 use crate::concurrent::join_all;
 use crate::repositories::access_stats::AccessStats;
 use crate::repositories::embedding_jobs::EmbeddingJobs;
-use crate::services::embed_pipeline::{Pipeline, Tally, lease_seconds};
+use crate::services::embed_pipeline::{Pipeline, Tally};
 use crate::services::memories::rfc3339;
 use crate::services::tokens::random_uuid;
 
@@ -145,8 +145,8 @@ async fn drain_single_flight(pipeline: &Pipeline<'_>, started: i64, report: &mut
     };
     // Held past the deadline by the last call's budget, so it outlives a
     // live drain; a run that died frees it when this runs out.
-    let in_flight = pipeline.in_flight(ctx.cfg.embed_batch_size);
-    let ttl_seconds = ctx.cfg.embed_job_budget_ms / 1000 + lease_seconds(in_flight);
+    let ttl_seconds =
+        ctx.cfg.embed_job_budget_ms / 1000 + pipeline.lease_seconds(ctx.cfg.embed_batch_size);
     match jobs
         .take_drain_lease(&holder, &pipeline.now(), ttl_seconds)
         .await
@@ -200,7 +200,7 @@ async fn drain(p: &Pipeline<'_>, deadline: i64, stop: &Cell<bool>) -> (usize, Ta
     while !stop.get() && ctx.p.clock.now_millis() < deadline {
         let claimed = match p
             .jobs()
-            .claim_due(&p.now(), batch, lease_seconds(p.in_flight(batch)))
+            .claim_due(&p.now(), batch, p.lease_seconds(batch))
             .await
         {
             Ok(c) => c,

@@ -141,6 +141,8 @@ fn cold_start(bin: &Path, settings: &Settings, cache_dir: &Path) -> anyhow::Resu
         .arg(format!("127.0.0.1:{port}"))
         .arg("--wasm")
         .arg(&settings.wasm)
+        .arg("--manifest")
+        .arg(&settings.manifest)
         .arg("--model-dir")
         .arg(&settings.model_dir)
         .arg("--cache-dir")

@@ -38,6 +38,8 @@ pub struct Limits {
 /// nodes and metrics.
 pub struct ServedModel {
     pub model: ModelInfo,
+    /// Texts per guest call: the pool's `max_batch`, or the model's lower cap.
+    pub max_batch: usize,
     pub pool: Arc<Pool>,
     pub batcher: Batcher,
     pub fallbacks: Arc<Fallbacks>,
@@ -374,6 +376,7 @@ fn model_health(served: &ServedModel) -> Value {
         "variant": served.model.variant,
         "dim": served.model.dim,
         "max_tokens": served.model.max_tokens,
+        "max_batch": served.max_batch,
         "instances": served.pool.size(),
         "instances_busy": served.metrics.instances_busy.load(Ordering::Relaxed),
         "queue_depth": served.metrics.queue_depth.load(Ordering::Relaxed),
@@ -441,6 +444,7 @@ mod tests {
             variant: "fp32".into(),
             dim,
             max_tokens: 256,
+            max_batch: None,
             staged_dir: "/nonexistent".into(),
             model_sha256: String::new(),
             tokenizer_sha256: String::new(),
@@ -469,9 +473,7 @@ mod tests {
     }
 
     fn code_of(body: &[u8]) -> Code {
-        parse(body)
-            .expect_err("should be rejected")
-            .code
+        parse(body).expect_err("should be rejected").code
     }
 
     #[test]
@@ -543,8 +545,7 @@ mod tests {
     #[test]
     fn char_limit_counts_characters_not_bytes() {
         // Ten two-byte characters: 20 bytes but exactly at the limit.
-        parse(r#"{"input":"éééééééééé"}"#.as_bytes())
-            .expect("at limit");
+        parse(r#"{"input":"éééééééééé"}"#.as_bytes()).expect("at limit");
     }
 
     #[test]

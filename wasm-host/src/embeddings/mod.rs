@@ -56,8 +56,12 @@ async fn start_model(
         let model_dir = source
             .model_dir
             .unwrap_or_else(|| s.model_dir.join(&manifest.model_id));
-        let model =
-            model::prepare(&manifest, source.variant.as_deref(), &model_dir, &s.cache_dir)?;
+        let model = model::prepare(
+            &manifest,
+            source.variant.as_deref(),
+            &model_dir,
+            &s.cache_dir,
+        )?;
         let pool = Pool::start(&s, &model)?;
         Ok((model, Arc::new(pool)))
     })
@@ -84,12 +88,15 @@ async fn start_model(
         model.dim,
         metrics.clone(),
     )?);
+    let max_batch = model
+        .max_batch
+        .map_or(settings.max_batch, |cap| cap.clamp(1, settings.max_batch));
     let batcher = Batcher::start(
         pool.clone(),
         fallbacks.clone(),
         metrics.clone(),
         BatchConfig {
-            max_batch: settings.max_batch,
+            max_batch,
             max_wait: settings.max_wait,
             queue_capacity: settings.queue_capacity,
             fallback_budget: settings.fallback_budget,
@@ -98,6 +105,7 @@ async fn start_model(
     );
     Ok(ServedModel {
         model,
+        max_batch,
         pool,
         batcher,
         fallbacks,
@@ -150,9 +158,7 @@ impl Service {
             .map(|m| m.fallbacks.spawn_health_checks(settings.health_interval))
             .collect();
         let mut served = served.into_iter();
-        let default = served
-            .next()
-            .context("no model to serve")?;
+        let default = served.next().context("no model to serve")?;
         let state = Arc::new(AppState {
             default,
             extra: served.collect(),

@@ -42,6 +42,11 @@ pub struct Manifest {
     pub model_id: String,
     pub dim: usize,
     pub max_tokens: usize,
+    /// The most texts one guest call may hold, below the pool's
+    /// `max_batch`, for a model whose calls would otherwise outlast the
+    /// per-call deadline (README, "More than one model").
+    #[serde(default)]
+    pub max_batch: Option<usize>,
     pub default_variant: String,
     pub variants: BTreeMap<String, Variant>,
     pub tokenizer: String,
@@ -87,6 +92,8 @@ pub struct ModelInfo {
     pub variant: String,
     pub dim: usize,
     pub max_tokens: usize,
+    /// The manifest's cap on texts per guest call, if any.
+    pub max_batch: Option<usize>,
     /// Directory with exactly `model.onnx` and `tokenizer.json`, preopened as `/model`.
     pub staged_dir: PathBuf,
     pub model_sha256: String,
@@ -208,6 +215,7 @@ pub fn prepare(
         variant: variant_name.to_owned(),
         dim: manifest.dim,
         max_tokens: manifest.max_tokens,
+        max_batch: manifest.max_batch,
         staged_dir,
         model_sha256,
         tokenizer_sha256,

@@ -193,6 +193,7 @@ impl MemoryService<'_> {
         let search = RetrievalQuery {
             vector,
             model: &self.ctx.cfg.embedding_model,
+            dim: self.ctx.cfg.embedding_dim,
             text: (mode != RetrieveMode::Vector).then_some(query),
             budget: Default::default(),
         };
