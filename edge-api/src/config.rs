@@ -5,12 +5,10 @@
 //! every request 503 `misconfigured` via [`crate::app::handle_misconfigured`],
 //! so a bad deploy is visible without leaking which value is wrong.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::{SigningKey, VerifyingKey};
-use serde::Deserialize;
-
 pub use crate::backup_config::BackupConfig;
+pub use crate::jwt_keys::{
+    JwtKey, JwtSigner, derived_kid, parse_jwks, parse_signing_jwk, parse_signing_key,
+};
 use crate::limits::Limits;
 
 pub const JWT_PUBLIC_KEYS: &str = "MEMSHADOW_JWT_PUBLIC_KEYS";
@@ -18,8 +16,6 @@ pub const JWT_ISSUER: &str = "MEMSHADOW_JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "MEMSHADOW_JWT_AUDIENCE";
 pub const EMBEDDING_URL: &str = "MEMSHADOW_EMBEDDING_URL";
 pub const EMBEDDING_MODEL: &str = "MEMSHADOW_EMBEDDING_MODEL";
-/// Needed only for a model not in [`KNOWN_MODELS`].
-pub const EMBEDDING_DIMENSIONS: &str = "MEMSHADOW_EMBEDDING_DIMENSIONS";
 pub const EMBED_TIMEOUT_MS: &str = "MEMSHADOW_EMBED_TIMEOUT_MS";
 pub const EMBED_CACHE_TTL: &str = "MEMSHADOW_EMBED_CACHE_TTL";
 pub const EMBED_MAX_ATTEMPTS: &str = "MEMSHADOW_EMBED_MAX_ATTEMPTS";
@@ -54,60 +50,6 @@ pub const WEBAUTHN_RP_NAME: &str = "MEMSHADOW_WEBAUTHN_RP_NAME";
 pub const WEBAUTHN_ORIGINS: &str = "MEMSHADOW_WEBAUTHN_ORIGINS";
 /// `required`, `preferred` (default) or `discouraged`.
 pub const WEBAUTHN_USER_VERIFICATION: &str = "MEMSHADOW_WEBAUTHN_USER_VERIFICATION";
-
-/// A model a deployment can name without describing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownModel {
-    pub id: &'static str,
-    pub dim: usize,
-    /// What one text adds to a background pool call's budget, ms.
-    pub call_ms_per_text: u64,
-}
-
-/// The models scripts/setup.sh prepares for the pool. Migration 0010 gives
-/// each of their dimensions its own HNSW index; vectors of another
-/// dimension are stored and searched exactly, without an index. mpnet's
-/// per-text budget is MiniLM's times their measured cost: one core of the
-/// pool embeds 5.6 of MiniLM's 128-token texts per second and 0.8 of
-/// mpnet's (wasm-host embed-bench, BENCHMARKS.md "Embedding models
-/// compared").
-pub const KNOWN_MODELS: &[KnownModel] = &[MINILM, MPNET];
-const MINILM: KnownModel = KnownModel {
-    id: "all-MiniLM-L6-v2",
-    dim: 384,
-    call_ms_per_text: 1_000,
-};
-const MPNET: KnownModel = KnownModel {
-    id: "all-mpnet-base-v2",
-    dim: 768,
-    call_ms_per_text: 7_000,
-};
-/// The model a deployment uses when it names none.
-pub const DEFAULT_EMBEDDING_MODEL: &str = MINILM.id;
-/// pgvector's HNSW indexes vectors of at most this many dimensions.
-const MAX_EMBEDDING_DIMENSIONS: usize = 2000;
-
-/// One configured token-verification key.
-#[derive(Debug, Clone)]
-pub struct JwtKey {
-    pub kid: String,
-    pub key: VerifyingKey,
-}
-
-/// The access-token signing key. `Debug` never prints the private part.
-#[derive(Clone)]
-pub struct JwtSigner {
-    pub kid: String,
-    pub key: SigningKey,
-}
-
-impl std::fmt::Debug for JwtSigner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtSigner")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
 
 /// argon2id cost parameters for new password hashes (stored hashes carry
 /// their own, so changing these never locks anyone out).
@@ -203,7 +145,8 @@ pub struct Config {
     /// and retrieval searches the vectors of this dimension.
     pub embedding_dim: usize,
     /// What one text adds to a background pool call's budget, ms (the
-    /// model's [`KnownModel::call_ms_per_text`]; MiniLM's for another).
+    /// model's in [`crate::embedding_config::KNOWN_MODELS`]; MiniLM's for
+    /// another).
     pub embed_call_ms_per_text: u64,
     pub embed_timeout_ms: u64,
     /// Seconds a cached embedding lives in KV.
@@ -254,7 +197,7 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn err(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn err(variable: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         reason: reason.into(),
@@ -297,7 +240,8 @@ impl Config {
             ..d
         };
 
-        let (embedding_model, embedding_dim, embed_call_ms_per_text) = embedding_model(&get)?;
+        let (embedding_model, embedding_dim, embed_call_ms_per_text) =
+            crate::embedding_config::from_lookup(&get)?;
         let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
             auth,
@@ -329,42 +273,6 @@ impl Config {
             limits,
         })
     }
-}
-
-/// The deployment's model, its dimension and per-text call budget: from
-/// [`KNOWN_MODELS`], or for any other model its given dimension and
-/// MiniLM's budget. A given dimension must match a known model's.
-fn embedding_model(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<(String, usize, u64), ConfigError> {
-    let model = get(EMBEDDING_MODEL).map_or_else(
-        || DEFAULT_EMBEDDING_MODEL.to_string(),
-        |m| m.trim().to_string(),
-    );
-    let known = KNOWN_MODELS.iter().find(|k| k.id == model);
-    let given = get(EMBEDDING_DIMENSIONS)
-        .map(|_| num(get, EMBEDDING_DIMENSIONS, 0, 1, MAX_EMBEDDING_DIMENSIONS))
-        .transpose()?;
-    match (known, given) {
-        (Some(k), Some(g)) if k.dim != g => Err(err(
-            EMBEDDING_DIMENSIONS,
-            format!("{model} has {} dimensions", k.dim),
-        )),
-        (Some(k), _) => Ok((model, k.dim, k.call_ms_per_text)),
-        (None, Some(dim)) => Ok((model, dim, MINILM.call_ms_per_text)),
-        (None, None) => Err(err(
-            EMBEDDING_DIMENSIONS,
-            format!("required for a model other than {}", known_model_names()),
-        )),
-    }
-}
-
-fn known_model_names() -> String {
-    KNOWN_MODELS
-        .iter()
-        .map(|k| k.id)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn auth_config(
@@ -458,89 +366,7 @@ fn auth_config(
     })
 }
 
-#[derive(Deserialize)]
-struct PrivateJwk {
-    kty: String,
-    #[serde(default)]
-    crv: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    d: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-}
-
-/// Parses the signing key: a private P-256 JWK with a `kid`, or a PKCS#8
-/// PEM (`mint-token`'s `private.pem`; newlines may be written as `\n`),
-/// whose kid is derived from the public key exactly as `mint-token` does.
-pub fn parse_signing_key(doc: &str) -> Result<JwtSigner, String> {
-    let doc = doc.trim();
-    if doc.starts_with('{') {
-        return parse_signing_jwk(doc);
-    }
-    use base64::engine::general_purpose::STANDARD;
-    use p256::pkcs8::DecodePrivateKey;
-    let body: String = doc
-        .replace("\\n", "\n")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    if !doc.starts_with("-----BEGIN PRIVATE KEY-----") {
-        return Err("must be a private JWK (JSON) or a PKCS#8 PEM".into());
-    }
-    let der = STANDARD
-        .decode(body.as_bytes())
-        .map_err(|_| "the PEM body is not base64".to_string())?;
-    let key = SigningKey::from_pkcs8_der(&der)
-        .map_err(|_| "the PEM is not a PKCS#8 P-256 private key".to_string())?;
-    Ok(JwtSigner {
-        kid: derived_kid(key.verifying_key()),
-        key,
-    })
-}
-
-/// `dev-` + the first 12 hex digits of sha256(x ‖ y): mint-token's kid.
-pub fn derived_kid(key: &VerifyingKey) -> String {
-    use sha2::{Digest, Sha256};
-    let point = key.to_encoded_point(false);
-    let mut h = Sha256::new();
-    h.update(point.x().map(|c| c.to_vec()).unwrap_or_default());
-    h.update(point.y().map(|c| c.to_vec()).unwrap_or_default());
-    let hex = hex::encode(h.finalize());
-    format!("dev-{}", hex.get(..12).unwrap_or_default())
-}
-
-/// A private P-256 JWK; `x`/`y`, when present, must match `d`.
-pub fn parse_signing_jwk(doc: &str) -> Result<JwtSigner, String> {
-    let jwk: PrivateJwk =
-        serde_json::from_str(doc).map_err(|_| "not a JWK JSON object".to_string())?;
-    if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") {
-        return Err("only kty EC with crv P-256 is supported".into());
-    }
-    let kid = jwk.kid.filter(|k| !k.is_empty()).ok_or("kid is required")?;
-    let b64 = |v: Option<String>, n: &str| -> Result<Vec<u8>, String> {
-        URL_SAFE_NO_PAD
-            .decode(v.unwrap_or_default().trim_end_matches('='))
-            .map_err(|_| format!("{n} is not base64url"))
-    };
-    let d = b64(jwk.d, "d")?;
-    let key = SigningKey::from_slice(&d).map_err(|_| "d is not a P-256 private key".to_string())?;
-    if jwk.x.is_some() || jwk.y.is_some() {
-        let point = key.verifying_key().to_encoded_point(false);
-        let x = point.x().map(|c| c.to_vec()).unwrap_or_default();
-        let y = point.y().map(|c| c.to_vec()).unwrap_or_default();
-        if b64(jwk.x, "x")? != x || b64(jwk.y, "y")? != y {
-            return Err("x and y do not belong to d".into());
-        }
-    }
-    Ok(JwtSigner { kid, key })
-}
-
-fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+pub(crate) fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: T,
@@ -560,84 +386,10 @@ fn num<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
     Ok(v)
 }
 
-#[derive(Deserialize)]
-struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Deserialize)]
-struct Jwk {
-    kty: String,
-    #[serde(default)]
-    crv: Option<String>,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default, rename = "use")]
-    use_: Option<String>,
-    #[serde(default)]
-    x: Option<String>,
-    #[serde(default)]
-    y: Option<String>,
-    /// A private part in a public-key set is an operator mistake worth
-    /// refusing: the document is configured as a (non-secret) variable.
-    #[serde(default)]
-    d: Option<String>,
-}
-
-/// Parses a JWKS of EC P-256 keys. Every key needs a unique `kid`.
-pub fn parse_jwks(doc: &str) -> Result<Vec<JwtKey>, String> {
-    let jwks: Jwks = serde_json::from_str(doc).map_err(|e| format!("not a JWKS document: {e}"))?;
-    if jwks.keys.is_empty() {
-        return Err("the key set is empty".into());
-    }
-    let mut out: Vec<JwtKey> = Vec::new();
-    for (i, k) in jwks.keys.into_iter().enumerate() {
-        let kid = k
-            .kid
-            .filter(|s| !s.is_empty())
-            .ok_or(format!("key {i}: kid is required"))?;
-        if k.kty != "EC" || k.crv.as_deref() != Some("P-256") {
-            return Err(format!(
-                "key {kid:?}: only kty EC with crv P-256 is supported"
-            ));
-        }
-        if k.alg.as_deref().is_some_and(|a| a != "ES256")
-            || k.use_.as_deref().is_some_and(|u| u != "sig")
-        {
-            return Err(format!("key {kid:?}: alg must be ES256 and use sig"));
-        }
-        if k.d.is_some() {
-            return Err(format!(
-                "key {kid:?}: contains a private key (d); configure public keys only"
-            ));
-        }
-        let coord = |c: Option<String>, n: &str| -> Result<Vec<u8>, String> {
-            let raw = URL_SAFE_NO_PAD
-                .decode(c.unwrap_or_default().trim_end_matches('='))
-                .map_err(|_| format!("key {kid:?}: {n} is not base64url"))?;
-            if raw.len() != 32 {
-                return Err(format!("key {kid:?}: {n} must be 32 bytes"));
-            }
-            Ok(raw)
-        };
-        let mut sec1 = vec![4u8];
-        sec1.extend(coord(k.x, "x")?);
-        sec1.extend(coord(k.y, "y")?);
-        let key = VerifyingKey::from_sec1_bytes(&sec1)
-            .map_err(|_| format!("key {kid:?}: not a point on P-256"))?;
-        if out.iter().any(|o| o.kid == kid) {
-            return Err(format!("key {kid:?}: duplicate kid"));
-        }
-        out.push(JwtKey { kid, key });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use p256::ecdsa::SigningKey;
     use std::collections::HashMap;
 
     /// A fixed public key (the P-256 generator point, i.e. private key 1):
@@ -651,44 +403,6 @@ pub(crate) mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
-    }
-
-    #[test]
-    fn the_model_decides_the_dimension() {
-        let with = |pairs: &[(&str, &str)]| {
-            let mut all = vec![(JWT_PUBLIC_KEYS, TEST_JWKS)];
-            all.extend_from_slice(pairs);
-            Config::from_lookup(lookup(&all))
-        };
-        let c = with(&[(EMBEDDING_MODEL, "all-mpnet-base-v2")]).expect("known model");
-        assert_eq!(
-            (c.embedding_model.as_str(), c.embedding_dim),
-            ("all-mpnet-base-v2", 768)
-        );
-        assert_eq!(c.embed_call_ms_per_text, 7_000);
-        let c = with(&[
-            (EMBEDDING_MODEL, "bge-small-en-v1.5"),
-            (EMBEDDING_DIMENSIONS, "384"),
-        ])
-        .expect("another model with its dimension");
-        assert_eq!(c.embedding_dim, 384);
-        for (pairs, variable) in [
-            (
-                vec![(EMBEDDING_MODEL, "bge-small-en-v1.5")],
-                EMBEDDING_DIMENSIONS,
-            ),
-            (
-                vec![
-                    (EMBEDDING_MODEL, "all-mpnet-base-v2"),
-                    (EMBEDDING_DIMENSIONS, "384"),
-                ],
-                EMBEDDING_DIMENSIONS,
-            ),
-            (vec![(EMBEDDING_DIMENSIONS, "4096")], EMBEDDING_DIMENSIONS),
-        ] {
-            let e = with(&pairs).expect_err("refused");
-            assert_eq!(e.variable, variable, "{pairs:?}: {e}");
-        }
     }
 
     #[test]
