@@ -53,14 +53,7 @@ async fn api_contract() {
     let vs = vectors(&v);
     assert!(cosine(&vs[0], &vs[1]) > cosine(&vs[0], &vs[2]) + 0.2);
 
-    let health: Value = client()
-        .get(format!("{}/health", server.url))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("health json");
+    let health: Value = health(&server).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["model"], MODEL);
     assert_eq!(health["dim"], 384);
@@ -514,14 +507,7 @@ async fn breaker_opens_when_the_fallback_is_down() {
         metric(&m, "memshadow_pool_fallback_unavailable_total", &[]) >= 2.0,
         "{m}"
     );
-    let health: Value = client()
-        .get(format!("{}/health", server.url))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let health: Value = health(&server).await;
     assert_eq!(health["fallbacks"][0]["breaker"], "open");
 }
 
@@ -800,14 +786,7 @@ async fn serves_a_second_model_by_id() {
         "{v}"
     );
 
-    let health: Value = client()
-        .get(format!("{}/health", server.url))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("health json");
+    let health: Value = health(&server).await;
     assert_eq!(health["model"], MODEL, "the default stays at the top level");
     let served: Vec<(String, u64)> = health["models"]
         .as_array()

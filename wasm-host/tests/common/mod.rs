@@ -154,6 +154,17 @@ pub fn vectors(v: &Value) -> Vec<Vec<f32>> {
         .collect()
 }
 
+pub async fn health(server: &Server) -> Value {
+    client()
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("health json")
+}
+
 pub async fn metrics(server: &Server) -> String {
     client()
         .get(format!("{}/metrics", server.url))
