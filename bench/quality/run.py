@@ -288,14 +288,15 @@ def tables(result):
     return "\n".join(out)
 
 
-def explain(args, api, user, query):
-    """The retrieve statement's plan for one real query, as the app role."""
+def explain(args, api, user, query, model_id):
+    """The retrieve statement's plan for one real query, as the app role,
+    with the query embedded by the pool's `model_id` (the API's model)."""
     if not args.explain or not os.path.exists(args.explain):
         return None
-    vec = api.embed(args.pool, [query], "all-MiniLM-L6-v2")[0]
+    vec = api.embed(args.pool, [query], model_id)[0]
     vec_text = "[" + ",".join(f"{x:.7g}" for x in vec) + "]"
     out = subprocess.run(
-        [args.explain, "--user", user, "--query", query, "--vector", vec_text],
+        [args.explain, "--user", user, "--query", query, "--vector", vec_text, "--model", model_id],
         capture_output=True,
         text=True,
     )
@@ -424,7 +425,7 @@ def main():
         },
     }
     result["targets"] = targets(result)
-    plan = None if args.baselines_only else explain(args, api, users[scifact.name], scifact.questions[0].text)
+    plan = None if args.baselines_only else explain(args, api, users[scifact.name], scifact.questions[0].text, embedder.model_id)
     result["explain"] = plan
     result["seconds"] = time.time() - t0
 
