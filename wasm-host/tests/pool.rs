@@ -810,20 +810,12 @@ async fn serves_a_second_model_by_id() {
         1.0,
         "the default's one text"
     );
-    let resp = client()
-        .get(format!("{}/metrics?model={MPNET}", server.url))
-        .send()
-        .await
-        .expect("metrics");
+    let resp = get(&server, &format!("/metrics?model={MPNET}")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         texts_of(&resp.text().await.expect("text")),
         cases.len() as f64
     );
-    let resp = client()
-        .get(format!("{}/metrics?model=nope", server.url))
-        .send()
-        .await
-        .expect("metrics");
+    let resp = get(&server, "/metrics?model=nope").await;
     assert_eq!(resp.status(), 404);
 }

@@ -154,23 +154,26 @@ pub fn vectors(v: &Value) -> Vec<Vec<f32>> {
         .collect()
 }
 
-pub async fn health(server: &Server) -> Value {
+/// `GET path` (with any query) on the test server.
+pub async fn get(server: &Server, path: &str) -> reqwest::Response {
     client()
-        .get(format!("{}/health", server.url))
+        .get(format!("{}{path}", server.url))
         .send()
         .await
-        .expect("health")
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+pub async fn health(server: &Server) -> Value {
+    get(server, "/health")
+        .await
         .json()
         .await
         .expect("health json")
 }
 
 pub async fn metrics(server: &Server) -> String {
-    client()
-        .get(format!("{}/metrics", server.url))
-        .send()
+    get(server, "/metrics")
         .await
-        .expect("metrics")
         .text()
         .await
         .expect("metrics body")
