@@ -3,9 +3,10 @@
 //! the objects are fetched with `wrangler r2 object get`, restored with the
 //! `sdap` tool into a fresh database, compared row by row with the source
 //! (two accounts, 3,001 memories, a passkey), and a second Worker on the
-//! restored database signs the user in and retrieves the memory, and still
-//! asks the passkey account for its passkey. No stored object holds a
-//! memory text or an email.
+//! restored database signs the user in and retrieves the memory; the
+//! passkey account, whose passkey was registered through the API with a
+//! software authenticator, signs in with password and passkey and retrieves
+//! its memory. No stored object holds a memory text or an email.
 //! A second daily backup then retires the first from the bucket (retention
 //! keeps the newest backup of each day).
 //!
@@ -20,6 +21,7 @@ use std::time::Duration;
 use memshadow_e2e::database::{FreshDatabase, admin_url, run_sql, target_dir};
 use memshadow_e2e::{Client, api_url, dev_keys_dir, eventually, repo_root, wrangler::Worker};
 use serde_json::{Value, json};
+use soft_authenticator::SoftAuthenticator;
 
 /// Memories the round trip seeds besides the one ingested through the API.
 const SEEDED_MEMORIES: usize = 3000;
@@ -168,9 +170,32 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     )[0][0]
         .clone()
         .expect("user id");
-    // A few thousand more memories (embedded, tagged, with metadata) and the
-    // passkey, written straight into the stack's database: the backup must
-    // carry every one of them, byte for byte.
+    // Its passkey is registered through the API, as a browser would: the
+    // software authenticator keeps the private key for the sign-in after
+    // the restore.
+    let pk_token = login(&base, &pk_username, &password);
+    let pk_client = Client::anonymous(&base).with_token(&pk_token);
+    let options = pk_client
+        .post("/api/v1/auth/webauthn/register/begin", &json!({}))
+        .expect(200)
+        .json();
+    let mut passkey = SoftAuthenticator::new(&format!("http://localhost:{}", api_port()), "localhost");
+    pk_client
+        .post(
+            "/api/v1/auth/webauthn/register/complete",
+            &passkey.create(&options),
+        )
+        .expect(201);
+    let pk_secret = format!("the passkey holder's boat is called Heron {tag}");
+    let pk_memory = pk_client.ingest(&pk_secret, json!({}));
+    let pk_memory = pk_memory["id"].as_str().expect("id");
+    eventually(Duration::from_secs(60), || {
+        (pk_client.embedding_status(pk_memory) == "ready").then_some(())
+    })
+    .expect("the passkey account's memory is embedded before the backup");
+    // A few thousand more memories (embedded, tagged, with metadata),
+    // written straight into the stack's database: the backup must carry
+    // every one of them, byte for byte.
     run_sql(
         &admin_url(),
         &format!(
@@ -181,11 +206,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
                ARRAY['seed', 't' || (g % 7)], \
                (SELECT array_agg(sin(g * 0.7 + i)::real) FROM generate_series(1, 384) i)::vector, \
                'all-MiniLM-L6-v2', 'ready', CASE WHEN g % 5 = 0 THEN now() + interval '30 days' END \
-             FROM generate_series(1, {SEEDED_MEMORIES}) g; \
-             INSERT INTO webauthn_credentials (user_id, credential_id, public_key, alg, sign_count, \
-               aaguid, backup_eligible, backup_state, transports, name, created_at) \
-             VALUES ('{pk_user_id}', decode(md5('{tag}'), 'hex'), '\\xa501020326200121582000'::bytea, -7, 5, \
-               gen_random_uuid(), true, false, '{{internal,hybrid}}', 'laptop', now())"
+             FROM generate_series(1, {SEEDED_MEMORIES}) g"
         ),
     );
 
@@ -242,6 +263,7 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         ("memories", "user_id", user_id.as_str(), SEEDED_MEMORIES + 1),
         ("users", "id", pk_user_id.as_str(), 1),
         ("webauthn_credentials", "user_id", pk_user_id.as_str(), 1),
+        ("memories", "user_id", pk_user_id.as_str(), 1),
         ("refresh_tokens", "user_id", user_id.as_str(), 1),
     ] {
         let a = run_sql(&admin_url(), &pick(table, key, value));
@@ -284,9 +306,11 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     // A Worker on the restored database: sign in with the password, retrieve.
     let signing_pem = std::fs::read_to_string(dev_keys_dir().join("private.pem")).expect("dev key");
     let restored_app = restored.app_url();
+    let restored_origin = format!("http://localhost:{}", api_port() + 11);
     let worker = Worker::start(
         api_port() + 11,
         &[
+            ("MEMSHADOW_WEBAUTHN_ORIGINS", restored_origin.as_str()),
             ("MEMSHADOW_DEV_DATABASE_URL", restored_app.as_str()),
             (
                 "MEMSHADOW_JWT_SIGNING_KEY",
@@ -313,6 +337,46 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         .expect(403)
         .json();
     assert_eq!(refused["error"]["code"], "mfa_required", "{refused}");
+    // The passkey completes that sign-in on the restored database, as it
+    // would on the source: the restored credential holds its public key and
+    // counter. The browser now runs on the restored deployment's origin.
+    passkey.origin = restored_origin;
+    let restored_api = Client::anonymous(&worker.url());
+    // One passkey ceremony (username first), completed with `bearer` if given.
+    let sign_in_with_passkey = |passkey: &mut SoftAuthenticator, bearer: Option<&str>, expected: u16| {
+        let options = restored_api
+            .post(
+                "/api/v1/auth/webauthn/authenticate/begin",
+                &json!({"username": pk_username}),
+            )
+            .expect(200)
+            .json();
+        let body = json!({"credential": passkey.get(&options, None), "state": options["state"]});
+        let client = Client::anonymous(&worker.url());
+        match bearer {
+            Some(token) => client.with_token(token),
+            None => client,
+        }
+            .post("/api/v1/auth/webauthn/authenticate/complete", &body)
+            .expect(expected)
+            .json()
+    };
+    let full = sign_in_with_passkey(&mut passkey, Some(partial), 200);
+    assert_eq!(full["mfa_required"], false, "{full}");
+    let found = Client::anonymous(&worker.url())
+        .with_token(full["access_token"].as_str().expect("token"))
+        .post(
+            "/api/v1/memory/retrieve?limit=5",
+            &json!({"query": "what is the name of the boat?"}),
+        )
+        .expect(200)
+        .json();
+    assert!(found.to_string().contains(&pk_secret), "{found}");
+    // The restored counter moved with that sign-in: a clone replaying the
+    // same counter value is refused.
+    passkey.counter -= 1;
+    let replayed = sign_in_with_passkey(&mut passkey, None, 401);
+    assert_eq!(replayed["error"]["reason"], "sign_count_rollback", "{replayed}");
     let found = Client::anonymous(&worker.url())
         .with_token(&token)
         .post(

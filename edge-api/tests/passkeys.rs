@@ -88,7 +88,7 @@ async fn registration_options_ceremony_and_management() {
     assert_eq!(pk["attestation"], "none");
     assert!(uuid::Uuid::parse_str(options["state"].as_str().unwrap()).is_ok());
 
-    let mut auth = SoftAuthenticator::new();
+    let mut auth = passkey();
     let mut credential = auth.create(&options);
     credential["name"] = json!("  Laptop  ");
     let (res, cred) = post_as(
@@ -134,7 +134,7 @@ async fn registration_options_ceremony_and_management() {
         json!({}),
     )
     .await;
-    let mut second = SoftAuthenticator::new();
+    let mut second = passkey();
     let (res, v) = post_as(
         &h,
         "/api/v1/auth/webauthn/register/complete",
@@ -237,27 +237,27 @@ async fn challenges_are_single_use_bound_and_expire() {
 
     // Used once: a second complete with the same state is refused.
     let options = begin().await;
-    let (s, _) = complete(SoftAuthenticator::new().create(&options), token.clone()).await;
+    let (s, _) = complete(passkey().create(&options), token.clone()).await;
     assert_eq!(s, 201);
-    let (s, v) = complete(SoftAuthenticator::new().create(&options), token.clone()).await;
+    let (s, v) = complete(passkey().create(&options), token.clone()).await;
     assert_eq!((s, code(&v)), (400, "invalid_challenge"));
 
     // A failed attempt spends the challenge too.
     let options = begin().await;
-    let mut wrong_origin = SoftAuthenticator::new();
+    let mut wrong_origin = passkey();
     wrong_origin.origin = "http://127.0.0.1:8787".into();
     let (s, v) = complete(wrong_origin.create(&options), token.clone()).await;
     assert_eq!(
         (s, code(&v), reason(&v)),
         (400, "webauthn_rejected", "origin_not_allowed")
     );
-    let (s, v) = complete(SoftAuthenticator::new().create(&options), token.clone()).await;
+    let (s, v) = complete(passkey().create(&options), token.clone()).await;
     assert_eq!((s, code(&v)), (400, "invalid_challenge"));
 
     // The response must answer this state's challenge.
     let a = begin().await;
     let b = begin().await;
-    let mut mixed = SoftAuthenticator::new().create(&a);
+    let mut mixed = passkey().create(&a);
     mixed["state"] = b["state"].clone();
     let (s, v) = complete(mixed, token.clone()).await;
     assert_eq!((s, reason(&v)), (400, "challenge_mismatch"));
@@ -267,20 +267,20 @@ async fn challenges_are_single_use_bound_and_expire() {
     h.advance(301_000);
     // (A password sign-in would now need the passkey: a plain token will do.)
     let token = h.token(uuid::Uuid::parse_str(&id).unwrap());
-    let (s, v) = complete(SoftAuthenticator::new().create(&options), token.clone()).await;
+    let (s, v) = complete(passkey().create(&options), token.clone()).await;
     assert_eq!((s, code(&v)), (400, "invalid_challenge"));
 
     // Bound to the user who began it.
     let options = begin_with(&h, &token).await;
     let (other, _, _) = register(&h).await;
     let other_token = full_token(&h, &other).await;
-    let (s, v) = complete(SoftAuthenticator::new().create(&options), other_token).await;
+    let (s, v) = complete(passkey().create(&options), other_token).await;
     assert_eq!((s, code(&v)), (400, "invalid_challenge"));
 
     // And to its ceremony: a sign-in state does not register.
     let auth_options = begin_auth(&h, Some(&username)).await;
     let (s, v) = complete(
-        SoftAuthenticator::new().create(&auth_options),
+        passkey().create(&auth_options),
         token.clone(),
     )
     .await;
@@ -400,7 +400,7 @@ async fn counter_rollback_and_ownership_are_refused() {
     let (s, v) = complete_auth(
         &h,
         &options,
-        SoftAuthenticator::new().get(&options, None),
+        passkey().get(&options, None),
         None,
     )
     .await;
@@ -765,7 +765,7 @@ async fn auth_answers_match_the_openapi_document() {
     )
     .await;
     doc.assert("POST", "/api/v1/auth/webauthn/register/begin", &res);
-    let mut auth = SoftAuthenticator::new();
+    let mut auth = passkey();
     let cred = auth.create(&options);
     let (res, stored) = post_as(
         &h,
@@ -822,7 +822,7 @@ async fn auth_answers_match_the_openapi_document() {
     let (res, _) = post(&h, "/api/v1/auth/webauthn/authenticate/complete", body, &[]).await;
     doc.assert("POST", "/api/v1/auth/webauthn/authenticate/complete", &res);
     let options = begin_auth(&h, Some(&name)).await;
-    let body = json!({"credential": SoftAuthenticator::new().get(&options, None), "state": options["state"]});
+    let body = json!({"credential": passkey().get(&options, None), "state": options["state"]});
     let (res, _) = post(&h, "/api/v1/auth/webauthn/authenticate/complete", body, &[]).await;
     doc.assert("POST", "/api/v1/auth/webauthn/authenticate/complete", &res);
 
