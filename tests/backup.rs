@@ -179,7 +179,8 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         .post("/api/v1/auth/webauthn/register/begin", &json!({}))
         .expect(200)
         .json();
-    let mut passkey = SoftAuthenticator::new(&format!("http://localhost:{}", api_port()), "localhost");
+    let mut passkey =
+        SoftAuthenticator::new(&format!("http://localhost:{}", api_port()), "localhost");
     pk_client
         .post(
             "/api/v1/auth/webauthn/register/complete",
@@ -343,7 +344,9 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     passkey.origin = restored_origin;
     let restored_api = Client::anonymous(&worker.url());
     // One passkey ceremony (username first), completed with `bearer` if given.
-    let sign_in_with_passkey = |passkey: &mut SoftAuthenticator, bearer: Option<&str>, expected: u16| {
+    let sign_in_with_passkey = |passkey: &mut SoftAuthenticator,
+                                bearer: Option<&str>,
+                                expected: u16| {
         let options = restored_api
             .post(
                 "/api/v1/auth/webauthn/authenticate/begin",
@@ -357,9 +360,9 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
             Some(token) => client.with_token(token),
             None => client,
         }
-            .post("/api/v1/auth/webauthn/authenticate/complete", &body)
-            .expect(expected)
-            .json()
+        .post("/api/v1/auth/webauthn/authenticate/complete", &body)
+        .expect(expected)
+        .json()
     };
     let full = sign_in_with_passkey(&mut passkey, Some(partial), 200);
     assert_eq!(full["mfa_required"], false, "{full}");
@@ -376,7 +379,10 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     // same counter value is refused.
     passkey.counter -= 1;
     let replayed = sign_in_with_passkey(&mut passkey, None, 401);
-    assert_eq!(replayed["error"]["reason"], "sign_count_rollback", "{replayed}");
+    assert_eq!(
+        replayed["error"]["reason"], "sign_count_rollback",
+        "{replayed}"
+    );
     let found = Client::anonymous(&worker.url())
         .with_token(&token)
         .post(

@@ -279,11 +279,7 @@ async fn challenges_are_single_use_bound_and_expire() {
 
     // And to its ceremony: a sign-in state does not register.
     let auth_options = begin_auth(&h, Some(&username)).await;
-    let (s, v) = complete(
-        passkey().create(&auth_options),
-        token.clone(),
-    )
-    .await;
+    let (s, v) = complete(passkey().create(&auth_options), token.clone()).await;
     assert_eq!((s, code(&v)), (400, "invalid_challenge"));
     let (s, v) = complete(json!({"id": "x"}), token.clone()).await;
     assert_eq!((s, code(&v)), (422, "invalid_field"));
@@ -397,13 +393,7 @@ async fn counter_rollback_and_ownership_are_refused() {
     assert_eq!((s, reason(&v)), (401, "credential_not_owned"));
     // An unregistered passkey.
     let options = begin_auth(&h, Some(&alice)).await;
-    let (s, v) = complete_auth(
-        &h,
-        &options,
-        passkey().get(&options, None),
-        None,
-    )
-    .await;
+    let (s, v) = complete_auth(&h, &options, passkey().get(&options, None), None).await;
     assert_eq!((s, reason(&v)), (401, "unknown_credential"));
     // A forged signature.
     let options = begin_auth(&h, Some(&alice)).await;
