@@ -97,6 +97,19 @@ def run_ours(args, url, heavy, model, qvecs, pos_of):
     return [[pos_of[i] for i in r["ids"]] for r in rows], ms
 
 
+# pgvector's range for hnsw.ef_search. A role setting outside it is not an
+# error: pgvector warns when it loads and keeps its own default (40), so an
+# unchecked 1600 would silently measure 40.
+EF_SEARCH_MAX = 1000
+
+
+def ef_search_values(text):
+    values = [int(v) for v in text.split(",") if v]
+    if any(not 1 <= v <= EF_SEARCH_MAX for v in values):
+        sys.exit(f"--ef-search: pgvector accepts 1 to {EF_SEARCH_MAX}, got {text}")
+    return values
+
+
 def run_ours_at_ef_search(args, db, url, heavy, model, qvecs, pos_of, ef):
     """`run_ours` with the application role's hnsw.ef_search set to `ef` in
     this database only (new connections take it), then restored."""
@@ -197,7 +210,7 @@ def one_size(args, n, texts, vecs, qtexts, qvecs, model):
     truth = exact_cosine(heavy_vecs, qvecs, K)
     ours, ours_ms = run_ours(args, app, heavy, model, qvecs, pos_of)
     log(f"{n}: ours recall@10 {recall(ours, truth):.3f}, p50 {pct(ours_ms, 50):.1f} ms")
-    ef_searches = [int(v) for v in args.ef_search.split(",") if v]
+    ef_searches = ef_search_values(args.ef_search)
     ours_swept = {ef: run_ours_at_ef_search(args, db, app, heavy, model, qvecs, pos_of, ef) for ef in ef_searches}
     exact, exact_ms = run_exact(admin, heavy, model, qvecs, pos_of, args.exact_queries)
     log(f"{n}: exact scan recall@10 {recall(exact, truth):.3f}, p50 {pct(exact_ms, 50):.1f} ms")
