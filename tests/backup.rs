@@ -366,15 +366,16 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
     };
     let full = sign_in_with_passkey(&mut passkey, Some(partial), 200);
     assert_eq!(full["mfa_required"], false, "{full}");
-    let found = Client::anonymous(&worker.url())
+    let (found, _) = Client::anonymous(&worker.url())
         .with_token(full["access_token"].as_str().expect("token"))
-        .post(
-            "/api/v1/memory/retrieve?limit=5",
+        .retrieve(
+            "limit=5",
             &json!({"query": "what is the name of the boat?"}),
-        )
-        .expect(200)
-        .json();
-    assert!(found.to_string().contains(&pk_secret), "{found}");
+        );
+    assert!(
+        found.iter().any(|hit| hit["content"] == pk_secret.as_str()),
+        "{found:?}"
+    );
     // The restored counter moved with that sign-in: a clone replaying the
     // same counter value is refused.
     passkey.counter -= 1;
@@ -383,15 +384,13 @@ fn daily_backup_restores_into_a_fresh_database_that_signs_in_and_retrieves() {
         replayed["error"]["reason"], "sign_count_rollback",
         "{replayed}"
     );
-    let found = Client::anonymous(&worker.url())
+    let (found, _) = Client::anonymous(&worker.url())
         .with_token(&token)
-        .post(
-            "/api/v1/memory/retrieve?limit=5",
-            &json!({"query": "where is the lighthouse key?"}),
-        )
-        .expect(200)
-        .json();
-    assert!(found.to_string().contains(&secret), "{found}");
+        .retrieve("limit=5", &json!({"query": "where is the lighthouse key?"}));
+    assert!(
+        found.iter().any(|hit| hit["content"] == secret.as_str()),
+        "{found:?}"
+    );
     drop(worker);
     drop(restored);
     let _ = std::fs::remove_dir_all(&store);
