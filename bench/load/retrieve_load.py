@@ -121,12 +121,13 @@ def check_vector_search(args, token, question):
         raise SystemExit("the Worker's vector search does not find the seeded memories (model id?)")
 
 
-def wrk(url, header, questions_file, clients, seconds, tag):
-    env = dict(os.environ, BENCH_BODIES=questions_file, BENCH_HEADER=header, BENCH_TAG=tag,
+def wrk(url, header, field, texts_file, clients, seconds, tag):
+    """`clients` connections POSTing {field: text} for `seconds`."""
+    env = dict(os.environ, BENCH_BODIES=texts_file, BENCH_HEADER=header, BENCH_TAG=tag, BENCH_FIELD=field,
                BENCH_PATH=url[url.index("/", 8):])
     out = subprocess.run(
         ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s",
-         "-s", os.path.join(HERE, "retrieve.lua"), url],
+         "-s", os.path.join(HERE, "post.lua"), url],
         env=env, capture_output=True, text=True, check=True,
     ).stdout
     r = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
@@ -171,15 +172,20 @@ def write_benchmarks(path, r):
         "(JWT auth, query embedded by the wasm-host pool, hybrid retrieve statement). Peer: bench/load/peer.py, "
         "the design documents' stack (FastAPI + asyncpg + pgvector, onnxruntime MiniLM in process, access "
         "time updated in the request, no auth) on the same Postgres and cores. wrk, "
-        f"{r['duration']} s per level, every request a different question.",
+        f"{r['duration']} s per level, every request a different question. Then ingest, one new memory per "
+        "request (a corpus text with a unique tag) for the same user: ours `POST /api/v1/memory/ingest` (stored, "
+        "then embedded inline within its budget, else answered `pending` and embedded in the background), the "
+        "peer's `POST /memory` (stored, embedded in a background task after the answer).",
         "",
-        "| system | clients | req/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| operation | system | clients | req/s | p50 (ms) | p95 (ms) | p99 (ms) | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for system in ("ours", "peer"):
-        for x in r[system]:
-            body.append(f"| {system} | {x['clients']} | {x['rps']} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | "
-                        f"{x['p99_ms']:.0f} | {x['errors']} |")
+    rows = [("retrieve", system, r[system]) for system in ("ours", "peer")]
+    rows += [("ingest", system, r["ingest"][system]) for system in ("ours", "peer") if "ingest" in r]
+    for operation, system, levels in rows:
+        for x in levels:
+            body.append(f"| {operation} | {system} | {x['clients']} | {x['rps']} | {x['p50_ms']:.0f} | "
+                        f"{x['p95_ms']:.0f} | {x['p99_ms']:.0f} | {x['errors']} |")
     b = r["breakdown"]
     body += [
         "",
@@ -193,16 +199,16 @@ def write_benchmarks(path, r):
     replace_section(path, SECTION, "\n".join(body))
 
 
-def targets(ours, peer):
+def targets(ours, peer, ours_ingest):
     o = next((x for x in ours if x["clients"] == 10), ours[-1])
     p = next((x for x in peer if x["clients"] == 10), peer[-1])
     ratio = o["rps"] / p["rps"] if p["rps"] else float("inf")
-    errors = sum(x["errors"] for x in ours)
+    errors = sum(x["errors"] for x in ours + ours_ingest)
     return [
         f"throughput ≥ 2× the peer: {ratio:.2f}× ({'met' if ratio >= 2 else f'missed by {2 - ratio:.2f}×'})",
         f"our p99 below the peer's p50: {o['p99_ms']:.0f} vs {p['p50_ms']:.0f} ms "
         f"({'met' if o['p99_ms'] < p['p50_ms'] else 'missed'})",
-        f"zero errors: {errors} ({'met' if errors == 0 else 'missed'})",
+        f"zero errors (retrieve and ingest): {errors} ({'met' if errors == 0 else 'missed'})",
     ]
 
 
@@ -226,19 +232,27 @@ def main():
         questions = os.path.join(tempfile.gettempdir(), "memshadow-load-questions.txt")
         with open(questions, "w") as f:
             f.writelines(json.dumps(q[:300]) + "\n" for q in qtexts)
-        systems = {
-            "ours": (f"{args.api_url}/api/v1/memory/retrieve?limit=10", f"authorization: Bearer {token}"),
-            "peer": (f"http://127.0.0.1:{args.peer_port}/retrieve", f"x-user: {heavy}"),
+        memories = os.path.join(tempfile.gettempdir(), "memshadow-load-memories.txt")
+        with open(memories, "w") as f:
+            f.writelines(json.dumps(t[:300]) + "\n" for t in texts[:2000])
+        ours_auth, peer_user = f"authorization: Bearer {token}", f"x-user: {heavy}"
+        # (operation, system) -> (url, header, body field, texts). Retrieves
+        # first, so the ingests' new rows never change what they search.
+        runs = {
+            ("retrieve", "ours"): (f"{args.api_url}/api/v1/memory/retrieve?limit=10", ours_auth, "query", questions),
+            ("retrieve", "peer"): (f"http://127.0.0.1:{args.peer_port}/retrieve", peer_user, "query", questions),
+            ("ingest", "ours"): (f"{args.api_url}/api/v1/memory/ingest", ours_auth, "content", memories),
+            ("ingest", "peer"): (f"http://127.0.0.1:{args.peer_port}/memory", peer_user, "content", memories),
         }
         results = {}
         run_tag = str(int(time.time()))
-        for name, (url, header) in systems.items():
-            wrk(url, header, questions, 2, 5, f"{run_tag}w")  # warm-up, not counted
-            results[name] = []
+        for (operation, name), (url, header, field, texts_file) in runs.items():
+            wrk(url, header, field, texts_file, 2, 5, f"{run_tag}{operation}w")  # warm-up, not counted
+            results[operation, name] = []
             for c in (int(x) for x in args.clients.split(",")):
-                r = wrk(url, header, questions, c, args.duration, f"{run_tag}{name}{c}")
-                log(f"{name} at {c} clients: {r}")
-                results[name].append(r)
+                r = wrk(url, header, field, texts_file, c, args.duration, f"{run_tag}{operation}{name}{c}")
+                log(f"{operation}, {name} at {c} clients: {r}")
+                results[operation, name].append(r)
         b = breakdown(args, heavy, model, qtexts, qvecs, token)
         log(f"breakdown: {b}")
     finally:
@@ -247,8 +261,10 @@ def main():
     result = {
         **run_facts(args.command),
         "memories": args.memories, "heavy_memories": n_heavy, "duration": args.duration,
-        "ours": results["ours"], "peer": results["peer"], "breakdown": b,
-        "targets": targets(results["ours"], results["peer"]),
+        "ours": results["retrieve", "ours"], "peer": results["retrieve", "peer"],
+        "ingest": {"ours": results["ingest", "ours"], "peer": results["ingest", "peer"]},
+        "breakdown": b,
+        "targets": targets(results["retrieve", "ours"], results["retrieve", "peer"], results["ingest", "ours"]),
     }
     publish(result, args.out, args.benchmarks, write_benchmarks)
 

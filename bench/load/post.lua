@@ -1,10 +1,12 @@
--- wrk script of the load benchmark: POSTs a retrieve per request, cycling
--- through the questions in $BENCH_BODIES (one JSON string per line). Each
--- request's question carries a tag unique to the run, thread and request,
--- so no query-embedding cache can answer it: every request embeds.
+-- wrk script of the load benchmark: POSTs one JSON body per request,
+-- {"$BENCH_FIELD": text}, cycling through the texts in $BENCH_BODIES (one
+-- JSON string per line): a retrieve's question ("query") or an ingested
+-- memory ("content"). Each text carries a tag unique to the run, thread and
+-- request, so no embedding cache can answer it and no ingest is a
+-- duplicate: every request embeds.
 --
--- $BENCH_PATH: the retrieve path; $BENCH_HEADER: one "name: value" header
--- (the bearer token, or the peer's x-user); $BENCH_TAG: unique per run.
+-- $BENCH_PATH: the path; $BENCH_HEADER: one "name: value" header (the
+-- bearer token, or the peer's x-user); $BENCH_TAG: unique per run.
 -- done() prints one JSON line with the counts and latency percentiles (µs).
 
 local questions = {}
@@ -14,6 +16,7 @@ end
 local path = os.getenv("BENCH_PATH")
 local name, value = os.getenv("BENCH_HEADER"):match("^([^:]+):%s*(.*)$")
 local tag = os.getenv("BENCH_TAG") or "0"
+local field = os.getenv("BENCH_FIELD") or "query"
 
 local next_thread = 0
 function setup(thread)
@@ -25,7 +28,7 @@ local sent = 0
 function request()
   sent = sent + 1
   local q = questions[(sent * 7 + (thread_id or 0) * 131) % #questions + 1]
-  local body = string.format('{"query":"%s (asked %s-%d-%d)"}', q, tag, thread_id or 0, sent)
+  local body = string.format('{"%s":"%s (sent %s-%d-%d)"}', field, q, tag, thread_id or 0, sent)
   local headers = { ["content-type"] = "application/json", [name] = value }
   return wrk.format("POST", path, headers, body)
 end
