@@ -5,8 +5,9 @@
 -- request, so no embedding cache can answer it and no ingest is a
 -- duplicate: every request embeds.
 --
--- $BENCH_PATH: the path; $BENCH_HEADER: one "name: value" header (the
--- bearer token, or the peer's x-user); $BENCH_TAG: unique per run.
+-- $BENCH_PATH: the path; $BENCH_HEADERS: a file of "name: value" headers,
+-- one per user (the bearer token, or the peer's x-user), taken in turn;
+-- $BENCH_TAG: unique per run.
 -- done() prints one JSON line with the counts and latency percentiles (µs).
 
 local questions = {}
@@ -14,7 +15,12 @@ for line in io.lines(os.getenv("BENCH_BODIES")) do
   questions[#questions + 1] = line:sub(2, -2) -- drop the JSON string's quotes
 end
 local path = os.getenv("BENCH_PATH")
-local name, value = os.getenv("BENCH_HEADER"):match("^([^:]+):%s*(.*)$")
+-- One "name: value" header per user; each request goes to the next user.
+local users = {}
+for line in io.lines(os.getenv("BENCH_HEADERS")) do
+  local name, value = line:match("^([^:]+):%s*(.*)$")
+  users[#users + 1] = { name = name, value = value }
+end
 local tag = os.getenv("BENCH_TAG") or "0"
 local field = os.getenv("BENCH_FIELD") or "query"
 
@@ -29,7 +35,8 @@ function request()
   sent = sent + 1
   local q = questions[(sent * 7 + (thread_id or 0) * 131) % #questions + 1]
   local body = string.format('{"%s":"%s (sent %s-%d-%d)"}', field, q, tag, thread_id or 0, sent)
-  local headers = { ["content-type"] = "application/json", [name] = value }
+  local user = users[(sent + (thread_id or 0) * 7919) % #users + 1]
+  local headers = { ["content-type"] = "application/json", [user.name] = user.value }
   return wrk.format("POST", path, headers, body)
 end
 
