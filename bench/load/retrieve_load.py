@@ -299,7 +299,11 @@ def main():
         log(f"rows not yet embedded when the ingest runs ended: {unembedded}")
     finally:
         peer.terminate()
-        peer.wait(timeout=30)
+        try:
+            peer.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still busy with its ingest backlog
+            peer.kill()
+            peer.wait()
     result = {
         **run_facts(args.command),
         "memories": args.memories, "heavy_memories": n_heavy, "users": len(set(users)), "duration": args.duration,
