@@ -287,7 +287,9 @@ def main():
         results = {}
         run_tag = str(int(time.time()))
         for (operation, name), (url, users_file, field, texts_file) in runs.items():
-            tag = f"{run_tag}{operation[:8]}"
+            # A tag per run: texts never repeat across runs, so the API's
+            # query-embedding cache cannot answer one run's with another's.
+            tag = f"{run_tag}{operation.replace(' ', '').replace(',', '')}"
             wrk(url, users_file, field, texts_file, 2, 5, f"{tag}w")  # warm-up, not counted
             results[operation, name] = []
             for c in (int(x) for x in args.clients.split(",")):
