@@ -41,12 +41,18 @@ fn a_deployment_configured_for_mpnet_stores_searches_and_migrates_to_768_dimensi
     let db = FreshDatabase::create(&format!("model_choice_{}", std::process::id()));
     let user = Uuid::new_v4().to_string();
     let token = DevSigner::load().token_for(&user);
+    // The pool of the stack under test: wrangler.toml's default is the dev
+    // stack's, which a test run (CI) does not start.
+    let pool = memshadow_e2e::pool_url();
 
     // The default deployment: MiniLM.
     let old = {
         let worker = Worker::start(
             api_port + 8,
-            &[("MEMSHADOW_DEV_DATABASE_URL", &db.app_url())],
+            &[
+                ("MEMSHADOW_DEV_DATABASE_URL", &db.app_url()),
+                ("MEMSHADOW_EMBEDDING_URL", &pool),
+            ],
         );
         let client = Client::anonymous(&worker.url()).with_token(&token);
         let m = client.ingest(
@@ -69,6 +75,7 @@ fn a_deployment_configured_for_mpnet_stores_searches_and_migrates_to_768_dimensi
         &[
             ("MEMSHADOW_DEV_DATABASE_URL", &db.app_url()),
             ("MEMSHADOW_EMBEDDING_MODEL", MPNET),
+            ("MEMSHADOW_EMBEDDING_URL", &pool),
         ],
     );
     let client = Client::anonymous(&worker.url()).with_token(&token);
