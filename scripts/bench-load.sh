@@ -3,7 +3,7 @@
 # (scripts/stack.sh up) against the design documents' own stack (FastAPI +
 # asyncpg + pgvector + onnxruntime, bench/load/peer.py) on the same Postgres,
 # driven by wrk (Debian) at 1, 10 and 50 clients. Writes
-# bench/load/results.json and BENCHMARKS.md.
+# bench/load/results-<memories>.json and BENCHMARKS.md (a section per size).
 #
 #   scripts/bench-load.sh                               10,000 memories
 #   scripts/bench-load.sh --memories 100000 --duration 30
@@ -40,7 +40,7 @@ exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/load/retrieve_load.py \
   --model-dir "$MEMSHADOW_MODEL_DIR" \
   --manifest embed-wasm/model-manifest.json \
   --cache "$MEMSHADOW_DATA/quality" \
-  --out bench/load/results.json \
+  --out-dir bench/load \
   --benchmarks BENCHMARKS.md \
   --command "scripts/bench-load.sh $*" \
   "$@"

@@ -29,7 +29,7 @@ from baselines import OnnxEmbedder  # noqa: E402
 from benchmarks_md import publish, replace_section, run_facts  # noqa: E402
 from data import corpus, generate, load, log, pgvec, psql_connect, with_db  # noqa: E402
 
-SECTION = "## Retrieve under load"
+SECTION = "## Retrieve under load"  # + the size, one section per size
 PEER_DB = "memshadow_peer"
 ALL_USERS = "retrieve, every user"
 
@@ -51,7 +51,7 @@ def parse_args():
     p.add_argument("--model-dir", required=True)
     p.add_argument("--manifest", required=True)
     p.add_argument("--cache", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out-dir", required=True, help="where results-<memories>.json goes")
     p.add_argument("--benchmarks")
     p.add_argument("--command", default="")
     return p.parse_args()
@@ -76,13 +76,27 @@ def seed_peer(args, ids, users, contents, rows):
     return url
 
 
+def remove_seeded(args, users):
+    """Leaves the stack's database as the run found it: the generated users'
+    memories (and their access counts) go, and so does the peer's database."""
+    with psql_connect(args.admin_url) as c:
+        c.execute("DELETE FROM memories WHERE user_id = ANY(%s::uuid[])", (sorted(set(users)),))
+        c.execute(f"DROP DATABASE IF EXISTS {PEER_DB} WITH (FORCE)")
+
+
 def fill_peer(url, ids, users, contents, rows):
-    """After peer.py created its table: the same rows."""
+    """After peer.py created its table: the same rows, its HNSW index
+    rebuilt after the COPY as bench/scale does for ours (inserting a million
+    rows one by one into the graph would take hours)."""
     with psql_connect(url) as c:
+        indexdef = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'peer_memories_hnsw'").fetchone()[0]
+        c.execute("DROP INDEX peer_memories_hnsw")
         with c.cursor() as cur, cur.copy("COPY peer_memories (id, user_id, content, embedding) FROM STDIN") as cp:
             for i in range(len(ids)):
                 cp.write_row((ids[i], users[i], contents[i], pgvec(rows[i])))
         c.execute("ANALYZE peer_memories")
+        c.execute("SET maintenance_work_mem = '4GB'")
+        c.execute(indexdef)
 
 
 def start_peer(args, url):
@@ -186,9 +200,13 @@ def breakdown(args, user, model, qtexts, qvecs, token):
             "rest_ms": round(med(whole[1:]) - med(embed[1:]) - med(sql), 1)}
 
 
+def section(memories):
+    return f"{SECTION}: {memories:,} memories"
+
+
 def write_benchmarks(path, r):
     body = [
-        SECTION,
+        section(r["memories"]),
         "",
         f"`{r['command']}`, run {r['date']} on {r['machine']} (commit {r['commit']}), {r['memories']:,} memories "
         f"({r['heavy_memories']:,} of them the one user asked; bench/scale's data, loaded with COPY) in the "
@@ -226,7 +244,7 @@ def write_benchmarks(path, r):
         "Targets (issue 10, at 10 clients): " + "; ".join(r["targets"]) + ".",
         "",
     ]
-    replace_section(path, SECTION, "\n".join(body))
+    replace_section(path, section(r["memories"]), "\n".join(body))
 
 
 def targets(ours, peer, ours_other):
@@ -306,6 +324,8 @@ def main():
         except subprocess.TimeoutExpired:  # still busy with its ingest backlog
             peer.kill()
             peer.wait()
+        log("removing the seeded memories and the peer's database")
+        remove_seeded(args, users)
     result = {
         **run_facts(args.command),
         "memories": args.memories, "heavy_memories": n_heavy, "users": len(set(users)), "duration": args.duration,
@@ -316,7 +336,8 @@ def main():
         "targets": targets(results["retrieve", "ours"], results["retrieve", "peer"],
                            results["ingest", "ours"] + results[ALL_USERS, "ours"]),
     }
-    publish(result, args.out, args.benchmarks, write_benchmarks)
+    out = os.path.join(args.out_dir, f"results-{args.memories}.json")
+    publish(result, out, args.benchmarks, write_benchmarks)
 
 
 if __name__ == "__main__":

@@ -240,8 +240,7 @@ impl Config {
             ..d
         };
 
-        let (embedding_model, embedding_dim, embed_call_ms_per_text) =
-            crate::embedding_config::from_lookup(&get)?;
+        let embedding = crate::embedding_config::from_lookup(&get)?;
         let auth = auth_config(&get, &jwt_keys)?;
         Ok(Config {
             auth,
@@ -252,9 +251,9 @@ impl Config {
             jwt_audience: get(JWT_AUDIENCE).unwrap_or_else(|| "memshadow-api".into()),
             jwt_leeway_seconds: 30,
             embedding_url,
-            embedding_model,
-            embedding_dim,
-            embed_call_ms_per_text,
+            embedding_model: embedding.model,
+            embedding_dim: embedding.dim,
+            embed_call_ms_per_text: embedding.call_ms_per_text,
             embed_timeout_ms: num(&get, EMBED_TIMEOUT_MS, 3000, 1, 600_000)?,
             embed_cache_ttl: num(&get, EMBED_CACHE_TTL, 7 * 24 * 3600, 60, 365 * 24 * 3600)?,
             embed_max_attempts: num(&get, EMBED_MAX_ATTEMPTS, 8, 1, 100)?,

@@ -38,12 +38,21 @@ pub const DEFAULT_EMBEDDING_MODEL: &str = MINILM.id;
 /// pgvector's HNSW indexes vectors of at most this many dimensions.
 const MAX_EMBEDDING_DIMENSIONS: usize = 2000;
 
-/// The deployment's model, its dimension and per-text call budget: from
-/// [`KNOWN_MODELS`], or for any other model its given dimension and
-/// MiniLM's budget. A given dimension must match a known model's.
-pub fn from_lookup(
-    get: &impl Fn(&str) -> Option<String>,
-) -> Result<(String, usize, u64), ConfigError> {
+/// The model a deployment configured, as its settings need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbeddingChoice {
+    /// The pool's id for the model.
+    pub model: String,
+    /// Its vectors' dimension.
+    pub dim: usize,
+    /// What one text adds to a background pool call's budget, ms.
+    pub call_ms_per_text: u64,
+}
+
+/// The deployment's model: from [`KNOWN_MODELS`], or for any other model
+/// its given dimension and MiniLM's budget. A given dimension must match a
+/// known model's.
+pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<EmbeddingChoice, ConfigError> {
     let model = get(EMBEDDING_MODEL).map_or_else(
         || DEFAULT_EMBEDDING_MODEL.to_string(),
         |m| m.trim().to_string(),
@@ -57,8 +66,16 @@ pub fn from_lookup(
             EMBEDDING_DIMENSIONS,
             format!("{model} has {} dimensions", k.dim),
         )),
-        (Some(k), _) => Ok((model, k.dim, k.call_ms_per_text)),
-        (None, Some(dim)) => Ok((model, dim, MINILM.call_ms_per_text)),
+        (Some(k), _) => Ok(EmbeddingChoice {
+            dim: k.dim,
+            call_ms_per_text: k.call_ms_per_text,
+            model,
+        }),
+        (None, Some(dim)) => Ok(EmbeddingChoice {
+            model,
+            dim,
+            call_ms_per_text: MINILM.call_ms_per_text,
+        }),
         (None, None) => Err(err(
             EMBEDDING_DIMENSIONS,
             format!("required for a model other than {}", known_model_names()),

@@ -612,6 +612,29 @@ async fn a_tampered_model_stops_start_up() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_id_configured_twice_is_refused_from_the_manifests() {
+    require_artifacts();
+    let default = Settings::resolve(options()).expect("settings");
+    // The repeated model's folder does not exist: the refusal must come from
+    // the manifests alone, before any model is verified or snapshotted.
+    let missing = std::env::temp_dir().join(format!("wasm-host-no-model-{}", std::process::id()));
+    let settings = Settings::resolve(Options {
+        extra_models: Some(vec![format!(
+            "{}={}",
+            default.manifest.display(),
+            missing.display()
+        )]),
+        ..options()
+    })
+    .expect("settings");
+    let err = match Service::start(&settings).await {
+        Ok(_) => panic!("two models with one id must not start"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("is configured twice"), "{err}");
+}
+
 #[test]
 fn the_binary_rejects_bad_configuration_before_binding() {
     let port = {

@@ -117,20 +117,37 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 
 /// Parsed and validated request.
 #[derive(Debug)]
-pub struct EmbeddingsRequest {
+pub struct EmbeddingsRequest<'m, M> {
     pub texts: Vec<String>,
-    /// The model asked for (None: the default).
-    pub model: Option<String>,
+    /// The served model that answers it (the default when none is named).
+    pub model: &'m M,
+}
+
+/// What validating a request needs to know of a served model.
+pub trait Dimensioned {
+    fn dim(&self) -> usize;
+}
+
+impl Dimensioned for ModelInfo {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+}
+
+impl Dimensioned for ServedModel {
+    fn dim(&self) -> usize {
+        self.model.dim
+    }
 }
 
 /// Validates a request body against the limits and the served models.
 /// `model_of` finds a served model by the id a request names (None: the
 /// default).
-pub fn parse_request<'m>(
+pub fn parse_request<'m, M: Dimensioned>(
     body: &[u8],
     limits: &Limits,
-    model_of: impl Fn(Option<&str>) -> Option<&'m ModelInfo>,
-) -> Result<EmbeddingsRequest, ApiError> {
+    model_of: impl Fn(Option<&str>) -> Option<&'m M>,
+) -> Result<EmbeddingsRequest<'m, M>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             Code::InvalidUtf8,
@@ -163,11 +180,11 @@ pub fn parse_request<'m>(
     }
     match obj.get("dimensions") {
         None | Some(Value::Null) => {}
-        Some(Value::Number(n)) if n.as_u64() == Some(model.dim as u64) => {}
+        Some(Value::Number(n)) if n.as_u64() == Some(model.dim() as u64) => {}
         Some(_) => {
             return Err(invalid(format!(
                 "`dimensions` must be {} for this model",
-                model.dim
+                model.dim()
             )));
         }
     }
@@ -228,10 +245,7 @@ pub fn parse_request<'m>(
             ));
         }
     }
-    Ok(EmbeddingsRequest {
-        texts,
-        model: requested,
-    })
+    Ok(EmbeddingsRequest { texts, model })
 }
 
 /// Shortens `text` to its first `max` characters (at a character boundary).
@@ -289,12 +303,8 @@ async fn embeddings_inner(
         }
         invalid(format!("could not read the body: {e}"))
     })?;
-    let request = parse_request(&bytes, &state.limits, |m| {
-        state.model(m).map(|served| &served.model)
-    })?;
-    let served = state
-        .model(request.model.as_deref())
-        .unwrap_or(&state.default);
+    let request = parse_request(&bytes, &state.limits, |m| state.model(m))?;
+    let served = request.model;
     *answered_by = Some(served.model.id.clone());
     let n = request.texts.len();
     let embedded = match served.batcher.embed(request.texts).await {
@@ -451,8 +461,15 @@ mod tests {
         }
     }
 
-    /// A pool serving MiniLM by default and mpnet on request.
-    fn parse(body: &[u8]) -> Result<EmbeddingsRequest, ApiError> {
+    /// A request parsed by a pool serving MiniLM by default and mpnet on
+    /// request: its texts and the id of the model that answers it.
+    #[derive(Debug)]
+    struct Parsed {
+        texts: Vec<String>,
+        model: String,
+    }
+
+    fn parse(body: &[u8]) -> Result<Parsed, ApiError> {
         let served = [
             model("all-MiniLM-L6-v2", 384),
             model("sentence-transformers/all-mpnet-base-v2", 768),
@@ -460,6 +477,10 @@ mod tests {
         parse_request(body, &limits(), |requested| match requested {
             None => served.first(),
             Some(r) => served.iter().find(|m| model_matches(r, &m.id)),
+        })
+        .map(|r| Parsed {
+            texts: r.texts,
+            model: r.model.id.clone(),
         })
     }
 
@@ -480,20 +501,20 @@ mod tests {
     fn accepts_string_and_array() {
         let r = parse(br#"{"input":"hi"}"#).expect("ok");
         assert_eq!(r.texts, vec!["hi"]);
-        assert_eq!(r.model, None);
+        assert_eq!(r.model, "all-MiniLM-L6-v2", "the default answers");
         let r = parse(
             br#"{"input":["a","b"],"model":"all-MiniLM-L6-v2","encoding_format":"float","dimensions":384,"user":"x"}"#,
         )
         .expect("ok");
         assert_eq!(r.texts, vec!["a", "b"]);
-        assert_eq!(r.model.as_deref(), Some("all-MiniLM-L6-v2"));
+        assert_eq!(r.model, "all-MiniLM-L6-v2");
     }
 
     #[test]
     fn the_named_model_decides_the_dimensions() {
         let r = parse(br#"{"input":"a","model":"all-mpnet-base-v2","dimensions":768}"#)
             .expect("mpnet by its short name");
-        assert_eq!(r.model.as_deref(), Some("all-mpnet-base-v2"));
+        assert_eq!(r.model, "sentence-transformers/all-mpnet-base-v2");
         assert_eq!(
             parse(br#"{"input":"a","model":"all-mpnet-base-v2","dimensions":384}"#)
                 .expect_err("mpnet has 768")

@@ -113,6 +113,26 @@ async fn start_model(
     })
 }
 
+/// Two manifests naming one model id would leave one of them unreachable:
+/// refused from the manifests alone, before any snapshot is built.
+fn refuse_repeated_model_ids(sources: &[ModelSource]) -> anyhow::Result<()> {
+    let mut seen: Vec<(String, &std::path::Path)> = Vec::new();
+    for source in sources {
+        let id = model::Manifest::load(&source.manifest)
+            .with_context(|| format!("model of {}", source.manifest.display()))?
+            .model_id;
+        if let Some((_, first)) = seen.iter().find(|(seen_id, _)| *seen_id == id) {
+            anyhow::bail!(
+                "model {id:?} is configured twice ({} and {})",
+                first.display(),
+                source.manifest.display()
+            );
+        }
+        seen.push((id, &source.manifest));
+    }
+    Ok(())
+}
+
 impl Service {
     /// Verifies the model, loads or builds the snapshot, starts the batcher
     /// and the fallback health checks. Must run inside a tokio runtime.
@@ -126,31 +146,23 @@ impl Service {
         settings: &Settings,
         trap_text: Option<String>,
     ) -> anyhow::Result<Service> {
-        let default = ModelSource {
+        let mut sources = vec![ModelSource {
             manifest: settings.manifest.clone(),
             model_dir: Some(settings.model_dir.clone()),
             variant: settings.variant.clone(),
             fallbacks: settings.fallbacks.clone(),
-        };
-        let mut served = vec![start_model(settings, default, trap_text.clone()).await?];
-        for extra in &settings.extra_models {
-            let source = ModelSource {
-                manifest: extra.manifest.clone(),
-                model_dir: extra.model_dir.clone(),
-                variant: None,
-                // Fallback nodes serve the default model (README).
-                fallbacks: Vec::new(),
-            };
-            let next = start_model(settings, source, trap_text.clone()).await?;
-            if let Some(twin) = served.iter().find(|m| m.model.id == next.model.id) {
-                anyhow::bail!(
-                    "model {:?} is configured twice ({} and {})",
-                    next.model.id,
-                    twin.model.staged_dir.display(),
-                    next.model.staged_dir.display()
-                );
-            }
-            served.push(next);
+        }];
+        sources.extend(settings.extra_models.iter().map(|extra| ModelSource {
+            manifest: extra.manifest.clone(),
+            model_dir: extra.model_dir.clone(),
+            variant: None,
+            // Fallback nodes serve the default model (README).
+            fallbacks: Vec::new(),
+        }));
+        refuse_repeated_model_ids(&sources)?;
+        let mut served = Vec::with_capacity(sources.len());
+        for source in sources {
+            served.push(start_model(settings, source, trap_text.clone()).await?);
         }
         let health_tasks = served
             .iter()
