@@ -94,9 +94,10 @@ pub const TEXT_MAX_TERMS: usize = 8;
 /// 3,600 memories) scored vector-mode nDCG@10 0.655 and 0.765 in two runs
 /// against exact cosine's 0.888; the index's top 10 for a memory's own
 /// vector shared 7.4 rows with the exact top 10. Exact, it scores 0.888.
-/// An exact scan costs about 12 µs a row here (bench-load's heavy user of
-/// 9,000 memories: 109 ms for the whole statement, where HNSW took 22 ms),
-/// so the bound keeps it near HNSW's cost; a user this large is also a
+/// An exact scan costs up to about 12 µs a row on the 2-core bench machine
+/// (bench-load's heavy user of 9,000 memories: 109 ms for the whole
+/// statement, where HNSW took 46 ms the same day), so the bound keeps it
+/// near HNSW's cost; a user this large is also a
 /// larger share of the rows HNSW walks, where its filtered scan does well.
 pub const EXACT_SEARCH_MAX_MEMORIES: usize = 2_000;
 
