@@ -33,7 +33,9 @@ pub struct Service {
 
 /// Where one served model comes from.
 struct ModelSource {
-    manifest: std::path::PathBuf,
+    manifest_path: std::path::PathBuf,
+    /// Read once, before anything is started.
+    manifest: model::Manifest,
     /// None: the subfolder of the model directory named by the model id.
     model_dir: Option<std::path::PathBuf>,
     variant: Option<String>,
@@ -50,18 +52,13 @@ async fn start_model(
     trap_text: Option<String>,
 ) -> anyhow::Result<ServedModel> {
     let s = settings.clone();
-    let manifest_path = source.manifest.clone();
+    let manifest_path = source.manifest_path.clone();
+    let manifest = source.manifest;
+    let model_dir = source.model_dir;
+    let variant = source.variant;
     let (model, pool) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let manifest = model::Manifest::load(&source.manifest)?;
-        let model_dir = source
-            .model_dir
-            .unwrap_or_else(|| s.model_dir.join(&manifest.model_id));
-        let model = model::prepare(
-            &manifest,
-            source.variant.as_deref(),
-            &model_dir,
-            &s.cache_dir,
-        )?;
+        let model_dir = model_dir.unwrap_or_else(|| s.model_dir.join(&manifest.model_id));
+        let model = model::prepare(&manifest, variant.as_deref(), &model_dir, &s.cache_dir)?;
         let pool = Pool::start(&s, &model)?;
         Ok((model, Arc::new(pool)))
     })
@@ -113,22 +110,37 @@ async fn start_model(
     })
 }
 
+impl ModelSource {
+    fn read(
+        manifest_path: &std::path::Path,
+        model_dir: Option<std::path::PathBuf>,
+        variant: Option<String>,
+        fallbacks: Vec<reqwest::Url>,
+    ) -> anyhow::Result<ModelSource> {
+        let manifest = model::Manifest::load(manifest_path)
+            .with_context(|| format!("model of {}", manifest_path.display()))?;
+        Ok(ModelSource {
+            manifest_path: manifest_path.to_path_buf(),
+            manifest,
+            model_dir,
+            variant,
+            fallbacks,
+        })
+    }
+}
+
 /// Two manifests naming one model id would leave one of them unreachable:
 /// refused from the manifests alone, before any snapshot is built.
 fn refuse_repeated_model_ids(sources: &[ModelSource]) -> anyhow::Result<()> {
-    let mut seen: Vec<(String, &std::path::Path)> = Vec::new();
-    for source in sources {
-        let id = model::Manifest::load(&source.manifest)
-            .with_context(|| format!("model of {}", source.manifest.display()))?
-            .model_id;
-        if let Some((_, first)) = seen.iter().find(|(seen_id, _)| *seen_id == id) {
+    for (i, source) in sources.iter().enumerate() {
+        let id = &source.manifest.model_id;
+        if let Some(first) = sources[..i].iter().find(|s| s.manifest.model_id == *id) {
             anyhow::bail!(
                 "model {id:?} is configured twice ({} and {})",
-                first.display(),
-                source.manifest.display()
+                first.manifest_path.display(),
+                source.manifest_path.display()
             );
         }
-        seen.push((id, &source.manifest));
     }
     Ok(())
 }
@@ -146,19 +158,21 @@ impl Service {
         settings: &Settings,
         trap_text: Option<String>,
     ) -> anyhow::Result<Service> {
-        let mut sources = vec![ModelSource {
-            manifest: settings.manifest.clone(),
-            model_dir: Some(settings.model_dir.clone()),
-            variant: settings.variant.clone(),
-            fallbacks: settings.fallbacks.clone(),
-        }];
-        sources.extend(settings.extra_models.iter().map(|extra| ModelSource {
-            manifest: extra.manifest.clone(),
-            model_dir: extra.model_dir.clone(),
-            variant: None,
+        let mut sources = vec![ModelSource::read(
+            &settings.manifest,
+            Some(settings.model_dir.clone()),
+            settings.variant.clone(),
+            settings.fallbacks.clone(),
+        )?];
+        for extra in &settings.extra_models {
             // Fallback nodes serve the default model (README).
-            fallbacks: Vec::new(),
-        }));
+            sources.push(ModelSource::read(
+                &extra.manifest,
+                extra.model_dir.clone(),
+                None,
+                Vec::new(),
+            )?);
+        }
         refuse_repeated_model_ids(&sources)?;
         let mut served = Vec::with_capacity(sources.len());
         for source in sources {
