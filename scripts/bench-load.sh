@@ -27,13 +27,14 @@ if ! command -v wrk >/dev/null; then
 fi
 bench_venv
 
-cargo build -q --release -p edge-api --features native --bin retrieve-bench --bin mint-token
+cargo build -q --release -p edge-api --features native --bin retrieve-bench --bin mint-token --bin explain-retrieve
 exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/load/retrieve_load.py \
   --api-url "$API_URL" \
   --pool-url "$MEMSHADOW_POOL_URL" \
   --mint-token "$CARGO_TARGET_DIR/release/mint-token" \
   --keys "$MEMSHADOW_DATA/dev-keys" \
   --retrieve-bench "$CARGO_TARGET_DIR/release/retrieve-bench" \
+  --explain-retrieve "$CARGO_TARGET_DIR/release/explain-retrieve" \
   --admin-url "$MEMSHADOW_ADMIN_DATABASE_URL" \
   --app-url "$DATABASE_URL" \
   --data "$DATA" \

@@ -45,6 +45,7 @@ def parse_args():
     p.add_argument("--mint-token", required=True)
     p.add_argument("--keys", required=True)
     p.add_argument("--retrieve-bench", required=True, help="path of the retrieve-bench binary")
+    p.add_argument("--explain-retrieve", required=True, help="path of the explain-retrieve binary")
     p.add_argument("--admin-url", required=True, help="superuser URL of the stack's database")
     p.add_argument("--app-url", required=True, help="application role URL of the stack's database")
     p.add_argument("--data", required=True)
@@ -200,6 +201,21 @@ def breakdown(args, user, model, qtexts, qvecs, token):
             "rest_ms": round(med(whole[1:]) - med(embed[1:]) - med(sql), 1)}
 
 
+def save_plans(args, model, heavy, small, question, qvec, small_vec):
+    """EXPLAIN (ANALYZE) of the retrieve statement as the application role,
+    for the heavy user and a small one, beside the result file: a plan
+    change between runs shows in the diff."""
+    folder = os.path.join(args.out_dir, "plans")
+    os.makedirs(folder, exist_ok=True)
+    for who, user, vec in (("heavy", heavy, qvec), ("small", small, small_vec)):
+        plan = subprocess.run(
+            [args.explain_retrieve, "--user", user, "--query", question, "--vector", pgvec(vec), "--model", model],
+            capture_output=True, text=True, check=True, env=dict(os.environ, DATABASE_URL=args.app_url),
+        ).stdout
+        with open(os.path.join(folder, f"plan-{args.memories}-{who}-user.txt"), "w") as f:
+            f.write(plan)
+
+
 def section(memories):
     return f"{SECTION}: {memories:,} memories"
 
@@ -211,7 +227,8 @@ def write_benchmarks(path, r):
         f"`{r['command']}`, run {r['date']} on {r['machine']} (commit {r['commit']}), {r['memories']:,} memories "
         f"({r['heavy_memories']:,} of them the one user asked; bench/scale's data, loaded with COPY) in the "
         "stack's Postgres. Ours: `POST /api/v1/memory/retrieve?limit=10` through the Worker under wrangler dev "
-        "(JWT auth, query embedded by the wasm-host pool, hybrid retrieve statement). Peer: bench/load/peer.py, "
+        "(JWT auth, query embedded by the wasm-host pool, hybrid retrieve statement; its plans for the heavy user "
+        f"and a small one: `bench/load/plans/plan-{r['memories']}-*`). Peer: bench/load/peer.py, "
         "the design documents' stack (FastAPI + asyncpg + pgvector, onnxruntime MiniLM in process, access "
         "time updated in the request, no auth) on the same Postgres and cores. wrk, "
         f"{r['duration']} s per level, every request a different question. Then the same retrieves spread "
@@ -277,6 +294,7 @@ def main():
         # Before any load: the peer's ingest leaves a backlog of background
         # embeddings that would keep its process busy afterwards.
         b = breakdown(args, heavy, model, qtexts, qvecs, token)
+        save_plans(args, model, heavy, users[n_heavy], qtexts[0], qvecs[0], rows[n_heavy])
         log(f"breakdown: {b}")
         questions = os.path.join(tempfile.gettempdir(), "memshadow-load-questions.txt")
         with open(questions, "w") as f:

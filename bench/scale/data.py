@@ -83,10 +83,12 @@ def psql_connect(url):
 
 
 def load(url, model, ids, users, contents, vecs):
-    """COPY the rows with the HNSW index dropped, then rebuild it: seconds each."""
+    """COPY the rows with the HNSW index dropped, then rebuild it: seconds each.
+    One transaction: a run stopped midway leaves the table and its index as
+    they were, not without the index (the table is locked meanwhile)."""
     # The index of these vectors' dimension (schema migration 0010).
     index = f"memories_embedding_{len(vecs[0])}_hnsw"
-    with psql_connect(url) as c:
+    with psql_connect(url) as c, c.transaction():
         indexdef = c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (index,)).fetchone()[0]
         c.execute(f"DROP INDEX {index}")
         started = time.monotonic()
