@@ -30,7 +30,6 @@ bench_venv
 cargo build -q --release -p edge-api --features native --bin retrieve-bench --bin mint-token --bin explain-retrieve
 exec "$MEMSHADOW_BENCH_VENV/bin/python" bench/load/retrieve_load.py \
   --api-url "$API_URL" \
-  --pool-url "$MEMSHADOW_POOL_URL" \
   --mint-token "$CARGO_TARGET_DIR/release/mint-token" \
   --keys "$MEMSHADOW_DATA/dev-keys" \
   --retrieve-bench "$CARGO_TARGET_DIR/release/retrieve-bench" \

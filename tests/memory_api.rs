@@ -142,6 +142,44 @@ fn retrieve_ranks_the_relevant_memory_first_and_counts_access() {
     assert_eq!(second[0]["id"], hits[1]["id"]);
 }
 
+/// The `server-timing` entries of a reply: (name, milliseconds).
+fn server_timing(reply: &memshadow_e2e::Reply) -> Vec<(String, u64)> {
+    let header = reply
+        .header("server-timing")
+        .expect("a server-timing header");
+    header
+        .split(',')
+        .map(|entry| {
+            let (name, dur) = entry
+                .trim()
+                .split_once(";dur=")
+                .unwrap_or_else(|| panic!("name;dur=MS entries: {header}"));
+            let ms = dur.parse().unwrap_or_else(|_| panic!("whole ms: {header}"));
+            (name.to_string(), ms)
+        })
+        .collect()
+}
+
+#[test]
+fn retrieve_reports_where_its_time_went() {
+    let (client, _) = Client::new_user();
+    client.ingest("The ferry to the island leaves at seven.", json!({}));
+    let started = std::time::Instant::now();
+    let (_, reply) = client.retrieve("", &json!({"query": "When does the boat depart?"}));
+    let total_ms = started.elapsed().as_millis() as u64;
+    let spans = server_timing(&reply);
+    let names: Vec<&str> = spans.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["embed", "search"], "hybrid embeds, then searches");
+    // Both spans lie within the request; each may read up to 1 ms long on a
+    // whole-millisecond clock.
+    let inside: u64 = spans.iter().map(|(_, ms)| ms).sum();
+    assert!(inside <= total_ms + 2, "{spans:?} within {total_ms} ms");
+
+    let (_, reply) = client.retrieve("", &json!({"query": "ferry", "mode": "text"}));
+    let names: Vec<String> = server_timing(&reply).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["search"], "text mode never embeds");
+}
+
 #[test]
 fn retrieve_filters_by_metadata_tags_and_dates() {
     let (client, _) = Client::new_user();

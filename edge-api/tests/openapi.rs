@@ -293,6 +293,7 @@ fn checker_requires_documented_headers() {
         headers: vec![
             ("content-type".into(), "application/json".into()),
             ("x-pending-embeddings".into(), "0".into()),
+            ("server-timing".into(), "search;dur=1".into()),
         ],
         body: b"[]".to_vec(),
     };
@@ -309,6 +310,7 @@ fn checker_checks_header_values() {
             ("content-type".into(), "application/json".into()),
             ("x-retrieval-mode".into(), "text".into()),
             ("x-pending-embeddings".into(), "-1".into()),
+            ("server-timing".into(), "search;dur=1".into()),
         ],
         body: b"[]".to_vec(),
     };

@@ -68,7 +68,8 @@ pub async fn batch(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response,
 
 /// A JSON array of hits, best first. `limit` and `offset` are query
 /// parameters; the mode used and the caller's pending-embedding count
-/// travel in the `x-retrieval-mode` and `x-pending-embeddings` headers.
+/// travel in the `x-retrieval-mode` and `x-pending-embeddings` headers,
+/// the time spent embedding and searching in `server-timing`.
 pub async fn retrieve(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Response, ApiError> {
     let (mut limit, mut offset) = (None, None);
     for (k, v) in parse_query(&req.query)? {
@@ -91,6 +92,8 @@ pub async fn retrieve(ctx: &Ctx<'_>, user: Uuid, req: &Request) -> Result<Respon
         .push(("x-retrieval-mode".into(), out.mode.name().into()));
     res.headers
         .push(("x-pending-embeddings".into(), out.pending.to_string()));
+    res.headers
+        .push(("server-timing".into(), out.timing.header()));
     Ok(res)
 }
 

@@ -136,6 +136,29 @@ pub struct Retrieved {
     /// The caller's memories still waiting for an embedding: while this is
     /// above zero, vector results may be incomplete.
     pub pending: u64,
+    pub timing: RetrieveTiming,
+}
+
+/// Where the request's waiting went, in whole milliseconds of the Clock port
+/// (the `server-timing` header). Both spans end in I/O, which is what a Worker's
+/// clock sees advance; the client's total minus these is the runtime's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetrieveTiming {
+    /// Embedding the query (pool or cache); `None` when text mode never asked.
+    pub embed_ms: Option<i64>,
+    /// The retrieve statement, round trip included.
+    pub search_ms: i64,
+}
+
+impl RetrieveTiming {
+    /// The `server-timing` header value (W3C Server Timing).
+    pub fn header(&self) -> String {
+        let search = format!("search;dur={}", self.search_ms);
+        match self.embed_ms {
+            Some(ms) => format!("embed;dur={ms}, {search}"),
+            None => search,
+        }
+    }
 }
 
 impl MemoryService<'_> {
@@ -164,19 +187,23 @@ impl MemoryService<'_> {
             limits,
         )?;
         let requested = req.mode.unwrap_or_default();
+        let clock = self.ctx.p.clock;
         // The query embedding (an HTTP call) and the pending count (a SQL
         // round trip) do not depend on each other: overlap them.
         let embed = async {
             if requested == RetrieveMode::Text {
-                return None;
+                return (None, None);
             }
-            self.try_embed(&[query])
+            let started = clock.now_millis();
+            let vector = self
+                .try_embed(&[query])
                 .await
                 .and_then(|mut v| v.pop())
-                .map(|v| to_pgvector(&v))
+                .map(|v| to_pgvector(&v));
+            (vector, Some(clock.now_millis() - started))
         };
         let now = self.now();
-        let (vector, pending) =
+        let ((vector, embed_ms), pending) =
             crate::concurrent::join2(embed, self.repo().count_pending_embeddings(&self.user)).await;
         let pending = pending?;
         let mode = match (requested, &vector) {
@@ -197,15 +224,21 @@ impl MemoryService<'_> {
             text: (mode != RetrieveMode::Vector).then_some(query),
             budget: Default::default(),
         };
+        let started = clock.now_millis();
         let hits: Vec<Hit> = self
             .repo()
             .retrieve(&self.user, &now, &filters, &search, page.limit, page.offset)
             .await?;
+        let search_ms = clock.now_millis() - started;
         // The retrieve statement itself recorded the hits (access_stats).
         Ok(Retrieved {
             hits: hits.into_iter().map(HitView::from).collect(),
             mode,
             pending,
+            timing: RetrieveTiming {
+                embed_ms,
+                search_ms,
+            },
         })
     }
 }
@@ -248,6 +281,20 @@ mod tests {
                 "{limit:?} {offset:?}"
             );
         }
+    }
+
+    #[test]
+    fn server_timing_names_only_the_spans_that_ran() {
+        let both = RetrieveTiming {
+            embed_ms: Some(94),
+            search_ms: 46,
+        };
+        assert_eq!(both.header(), "embed;dur=94, search;dur=46");
+        let text_only = RetrieveTiming {
+            embed_ms: None,
+            search_ms: 7,
+        };
+        assert_eq!(text_only.header(), "search;dur=7");
     }
 
     #[test]
