@@ -338,8 +338,8 @@ async fn export_limit_caps_a_part_and_parts_cover_everything() {
 }
 
 /// Every session of the application role (a pooled Hyperdrive connection
-/// is one too) starts with the iterative HNSW scan, its limits and a
-/// statement timeout, set on the role by `migrate`.
+/// is one too) starts with the iterative HNSW scan, its limits, a
+/// statement timeout and no parallel workers, set on the role by `migrate`.
 #[tokio::test]
 async fn app_role_sessions_carry_search_and_timeout_settings() {
     use edge_api::platform::migrate::{HNSW_EF_SEARCH, HNSW_MAX_SCAN_TUPLES, STATEMENT_TIMEOUT};
@@ -350,7 +350,8 @@ async fn app_role_sessions_carry_search_and_timeout_settings() {
         .query(
             &SqlScope::System,
             "SELECT current_setting('hnsw.iterative_scan'), current_setting('hnsw.ef_search'), \
-             current_setting('hnsw.max_scan_tuples'), current_setting('statement_timeout'), current_user::text",
+             current_setting('hnsw.max_scan_tuples'), current_setting('statement_timeout'), \
+             current_setting('max_parallel_workers_per_gather'), current_user::text",
             &[],
         )
         .await
@@ -363,6 +364,7 @@ async fn app_role_sessions_carry_search_and_timeout_settings() {
             HNSW_EF_SEARCH.to_string(),
             HNSW_MAX_SCAN_TUPLES.to_string(),
             STATEMENT_TIMEOUT.to_string(),
+            "0".to_string(),
             "memshadow_app".to_string(),
         ]
     );

@@ -212,12 +212,19 @@ fn lost_catalog_race(e: &tokio_postgres::Error) -> bool {
 ///   more per query; at 1,000,000 recall rose too (0.347 -> 0.428).
 /// - A runaway statement stops after `statement_timeout` instead of holding
 ///   a connection after its client has gone; the Worker answers 503.
+/// - No parallel workers: the API's statements are short and many run at
+///   once, so the cores are already busy. The retrieve statement's exact
+///   arm is planned as a parallel scan that a one-time filter skips for a
+///   large user, yet its two workers were started anyway: with them, the
+///   statement's p50 for bench-load's 90,000-memory user was 40-47 ms,
+///   without them 34-41 ms (60 questions, alternating runs).
 pub fn app_role_settings() -> String {
     format!(
         "ALTER ROLE {APP_ROLE} SET hnsw.iterative_scan = 'relaxed_order'; \
          ALTER ROLE {APP_ROLE} SET hnsw.ef_search = {HNSW_EF_SEARCH}; \
          ALTER ROLE {APP_ROLE} SET hnsw.max_scan_tuples = {HNSW_MAX_SCAN_TUPLES}; \
-         ALTER ROLE {APP_ROLE} SET statement_timeout = '{STATEMENT_TIMEOUT}'"
+         ALTER ROLE {APP_ROLE} SET statement_timeout = '{STATEMENT_TIMEOUT}'; \
+         ALTER ROLE {APP_ROLE} SET max_parallel_workers_per_gather = 0"
     )
 }
 
