@@ -183,7 +183,7 @@ def server_timing(header):
     return {name: float(ms) for name, ms in spans}
 
 
-def breakdown(args, user, model, qtexts, qvecs, token):
+def breakdown(args, user, model, qtexts, qvecs, token, run_tag):
     """Sequential retrieves through the Worker, each split by its own
     server-timing header: query embedding (the pool, over HTTP), the
     retrieve statement (through Hyperdrive's local proxy), and the rest
@@ -192,7 +192,7 @@ def breakdown(args, user, model, qtexts, qvecs, token):
     whole, embed, search, rest = [], [], [], []
     for i, q in enumerate(qtexts[:45]):
         req = urllib.request.Request(
-            f"{args.api_url}/api/v1/memory/retrieve?limit=10", json.dumps({"query": f"{q} (timed {i})"}).encode(),
+            f"{args.api_url}/api/v1/memory/retrieve?limit=10", json.dumps({"query": f"{q} ({run_tag} {i})"}).encode(),
             {"content-type": "application/json", "authorization": f"Bearer {token}"})
         started = time.monotonic()
         with urllib.request.urlopen(req, timeout=60) as r:
@@ -308,7 +308,10 @@ def main():
         check_vector_search(args, token, qtexts[0])
         # Before any load: the peer's ingest leaves a backlog of background
         # embeddings that would keep its process busy afterwards.
-        b = breakdown(args, heavy, model, qtexts, qvecs, token)
+        # A tag per run: texts never repeat across runs, so the API's
+        # query-embedding cache cannot answer one run's with another's.
+        run_tag = str(int(time.time()))
+        b = breakdown(args, heavy, model, qtexts, qvecs, token, run_tag)
         save_plans(args, model, heavy, users[n_heavy], qtexts[0], qvecs[0], rows[n_heavy])
         log(f"breakdown: {b}")
         questions = os.path.join(tempfile.gettempdir(), "memshadow-load-questions.txt")
@@ -336,10 +339,7 @@ def main():
             ("ingest", "peer"): (f"http://127.0.0.1:{args.peer_port}/memory", peer_one, "content", memories),
         }
         results = {}
-        run_tag = str(int(time.time()))
         for (operation, name), (url, users_file, field, texts_file) in runs.items():
-            # A tag per run: texts never repeat across runs, so the API's
-            # query-embedding cache cannot answer one run's with another's.
             tag = f"{run_tag}{operation.replace(' ', '').replace(',', '')}"
             wrk(url, users_file, field, texts_file, 2, 5, f"{tag}w")  # warm-up, not counted
             results[operation, name] = []
