@@ -1,9 +1,12 @@
 -- wrk script of the load benchmark: POSTs one JSON body per request,
--- {"$BENCH_FIELD": text}, cycling through the texts in $BENCH_BODIES (one
--- JSON string per line): a retrieve's question ("query") or an ingested
--- memory ("content"). Each text carries a tag unique to the run, thread and
+-- {"$BENCH_FIELD": text$BENCH_EXTRA}, cycling through the texts in
+-- $BENCH_BODIES (one JSON string per line): a retrieve's question ("query")
+-- or an ingested memory ("content"); $BENCH_EXTRA adds members (`,"mode":
+-- "vector"`). Each text carries a tag unique to the run, thread and
 -- request, so no embedding cache can answer it and no ingest is a
--- duplicate: every request embeds.
+-- duplicate: every request embeds. The tag is one word of letters and
+-- digits: separate numbers would be words of their own that the full-text
+-- branch searches for (the generated memories end in "(copy N)").
 --
 -- $BENCH_PATH: the path; $BENCH_HEADERS: a file of "name: value" headers,
 -- one per user (the bearer token, or the peer's x-user), taken in turn;
@@ -23,6 +26,7 @@ for line in io.lines(os.getenv("BENCH_HEADERS")) do
 end
 local tag = os.getenv("BENCH_TAG") or "0"
 local field = os.getenv("BENCH_FIELD") or "query"
+local extra = os.getenv("BENCH_EXTRA") or ""
 
 local next_thread = 0
 function setup(thread)
@@ -34,7 +38,7 @@ local sent = 0
 function request()
   sent = sent + 1
   local q = questions[(sent * 7 + (thread_id or 0) * 131) % #questions + 1]
-  local body = string.format('{"%s":"%s (sent %s-%d-%d)"}', field, q, tag, thread_id or 0, sent)
+  local body = string.format('{"%s":"%s %st%dn%d"%s}', field, q, tag, thread_id or 0, sent, extra)
   local user = users[(sent + (thread_id or 0) * 7919) % #users + 1]
   local headers = { ["content-type"] = "application/json", [user.name] = user.value }
   return wrk.format("POST", path, headers, body)

@@ -32,6 +32,7 @@ from data import corpus, generate, load, log, pgvec, psql_connect, settle, with_
 SECTION = "## Retrieve under load"  # + the size, one section per size
 PEER_DB = "memshadow_peer"
 ALL_USERS = "retrieve, every user"
+VECTOR_MODE = "retrieve, vector mode"
 
 
 def parse_args():
@@ -159,11 +160,11 @@ def check_vector_search(args, token, question):
         raise SystemExit("the Worker's vector search does not find the seeded memories (model id?)")
 
 
-def wrk(url, headers_file, field, texts_file, clients, seconds, tag):
-    """`clients` connections POSTing {field: text} for `seconds`, each
-    request as the next user of `headers_file`."""
+def wrk(url, headers_file, field, extra, texts_file, clients, seconds, tag):
+    """`clients` connections POSTing {field: text, ...extra} for `seconds`,
+    each request as the next user of `headers_file`."""
     env = dict(os.environ, BENCH_BODIES=texts_file, BENCH_HEADERS=headers_file, BENCH_TAG=tag, BENCH_FIELD=field,
-               BENCH_PATH=url[url.index("/", 8):])
+               BENCH_EXTRA=extra, BENCH_PATH=url[url.index("/", 8):])
     out = subprocess.run(
         ["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s",
          "-s", os.path.join(HERE, "post.lua"), url],
@@ -192,7 +193,7 @@ def breakdown(args, user, model, qtexts, qvecs, token, run_tag):
     whole, embed, search, rest = [], [], [], []
     for i, q in enumerate(qtexts[:45]):
         req = urllib.request.Request(
-            f"{args.api_url}/api/v1/memory/retrieve?limit=10", json.dumps({"query": f"{q} ({run_tag} {i})"}).encode(),
+            f"{args.api_url}/api/v1/memory/retrieve?limit=10", json.dumps({"query": f"{q} {run_tag}x{i}"}).encode(),
             {"content-type": "application/json", "authorization": f"Bearer {token}"})
         started = time.monotonic()
         with urllib.request.urlopen(req, timeout=60) as r:
@@ -243,8 +244,9 @@ def write_benchmarks(path, r):
         "(JWT auth, query embedded by the wasm-host pool, hybrid retrieve statement; its plans for the heavy user "
         f"and a small one: `bench/load/plans/plan-{r['memories']}-*`). Peer: bench/load/peer.py, "
         "the design documents' stack (FastAPI + asyncpg + pgvector, onnxruntime MiniLM in process, access "
-        "time updated in the request, no auth) on the same Postgres and cores. wrk, "
-        f"{r['duration']} s per level, every request a different question. Then the same retrieves spread "
+        "time updated in the request, no auth; it searches vectors only) on the same Postgres and cores. wrk, "
+        f"{r['duration']} s per level, every request a different question. Ours also in vector mode "
+        f"(`\"mode\": \"vector\"`, {VECTOR_MODE}): the like-for-like request. Then the same retrieves spread "
         f"over all {r['users']:,} users, each request the next user ({ALL_USERS}). Then ingest, one new memory per "
         "request (a corpus text with a unique tag) for the heavy user: ours `POST /api/v1/memory/ingest` (stored, "
         "then embedded inline within its budget, else answered `pending` and embedded in the background), the "
@@ -254,6 +256,7 @@ def write_benchmarks(path, r):
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     rows = [("retrieve", system, r[system]) for system in ("ours", "peer")]
+    rows += [(VECTOR_MODE, "ours", r["vector_mode"]["ours"])] if "vector_mode" in r else []
     rows += [(ALL_USERS, system, r["all_users"][system]) for system in ("ours", "peer") if "all_users" in r]
     rows += [("ingest", system, r["ingest"][system]) for system in ("ours", "peer") if "ingest" in r]
     for operation, system, levels in rows:
@@ -279,9 +282,9 @@ def write_benchmarks(path, r):
     replace_section(path, section(r["memories"]), "\n".join(body))
 
 
-def targets(ours, peer, ours_other):
-    o = next((x for x in ours if x["clients"] == 10), ours[-1])
-    p = next((x for x in peer if x["clients"] == 10), peer[-1])
+def targets(ours, peer, ours_other, ours_vector):
+    at10 = lambda levels: next((x for x in levels if x["clients"] == 10), levels[-1])  # noqa: E731
+    o, p, v = at10(ours), at10(peer), at10(ours_vector)
     ratio = o["rps"] / p["rps"] if p["rps"] else float("inf")
     errors = sum(x["errors"] for x in ours + ours_other)
     return [
@@ -289,6 +292,8 @@ def targets(ours, peer, ours_other):
         f"our p99 below the peer's p50: {o['p99_ms']:.0f} vs {p['p50_ms']:.0f} ms "
         f"({'met' if o['p99_ms'] < p['p50_ms'] else 'missed'})",
         f"zero errors (every run of ours): {errors} ({'met' if errors == 0 else 'missed'})",
+        f"like for like (ours in vector mode, as the peer searches): {v['rps'] / p['rps']:.2f}× the peer's throughput, "
+        f"p99 {v['p99_ms']:.0f} vs its p50 {p['p50_ms']:.0f} ms",
     ]
 
 
@@ -328,23 +333,26 @@ def main():
         peer_all = headers_file("peer-all", [f"x-user: {u}" for u in everyone])
         ours_retrieve = f"{args.api_url}/api/v1/memory/retrieve?limit=10"
         peer_retrieve = f"http://127.0.0.1:{args.peer_port}/retrieve"
-        # (operation, system) -> (url, users, body field, texts). Retrieves
-        # first, so the ingests' new rows never change what they search.
+        # (operation, system) -> (url, users, body field, more members, texts).
+        # Retrieves first, so the ingests' new rows never change what they
+        # search. The peer searches vectors only; ours in vector mode is the
+        # like-for-like request, hybrid (the default) what a client gets.
         runs = {
-            ("retrieve", "ours"): (ours_retrieve, ours_one, "query", questions),
-            ("retrieve", "peer"): (peer_retrieve, peer_one, "query", questions),
-            (ALL_USERS, "ours"): (ours_retrieve, ours_all, "query", questions),
-            (ALL_USERS, "peer"): (peer_retrieve, peer_all, "query", questions),
-            ("ingest", "ours"): (f"{args.api_url}/api/v1/memory/ingest", ours_one, "content", memories),
-            ("ingest", "peer"): (f"http://127.0.0.1:{args.peer_port}/memory", peer_one, "content", memories),
+            ("retrieve", "ours"): (ours_retrieve, ours_one, "query", "", questions),
+            (VECTOR_MODE, "ours"): (ours_retrieve, ours_one, "query", ',"mode":"vector"', questions),
+            ("retrieve", "peer"): (peer_retrieve, peer_one, "query", "", questions),
+            (ALL_USERS, "ours"): (ours_retrieve, ours_all, "query", "", questions),
+            (ALL_USERS, "peer"): (peer_retrieve, peer_all, "query", "", questions),
+            ("ingest", "ours"): (f"{args.api_url}/api/v1/memory/ingest", ours_one, "content", "", memories),
+            ("ingest", "peer"): (f"http://127.0.0.1:{args.peer_port}/memory", peer_one, "content", "", memories),
         }
         results = {}
-        for (operation, name), (url, users_file, field, texts_file) in runs.items():
+        for (operation, name), (url, users_file, field, extra, texts_file) in runs.items():
             tag = f"{run_tag}{operation.replace(' ', '').replace(',', '')}"
-            wrk(url, users_file, field, texts_file, 2, 5, f"{tag}w")  # warm-up, not counted
+            wrk(url, users_file, field, extra, texts_file, 2, 5, f"{tag}w")  # warm-up, not counted
             results[operation, name] = []
             for c in (int(x) for x in args.clients.split(",")):
-                r = wrk(url, users_file, field, texts_file, c, args.duration, f"{tag}{name}{c}")
+                r = wrk(url, users_file, field, extra, texts_file, c, args.duration, f"{tag}{name}{c}")
                 log(f"{operation}, {name} at {c} clients: {r}")
                 results[operation, name].append(r)
         unembedded = {"ours": unembedded_rows(args.admin_url, "memories", "embedding_status <> 'ready'", heavy),
@@ -363,11 +371,13 @@ def main():
         **run_facts(args.command),
         "memories": args.memories, "heavy_memories": n_heavy, "users": len(set(users)), "duration": args.duration,
         "ours": results["retrieve", "ours"], "peer": results["retrieve", "peer"],
+        "vector_mode": {"ours": results[VECTOR_MODE, "ours"]},
         "ingest": {"ours": results["ingest", "ours"], "peer": results["ingest", "peer"]},
         "all_users": {"ours": results[ALL_USERS, "ours"], "peer": results[ALL_USERS, "peer"]},
         "breakdown": b, "unembedded_after_ingest": unembedded,
         "targets": targets(results["retrieve", "ours"], results["retrieve", "peer"],
-                           results["ingest", "ours"] + results[ALL_USERS, "ours"]),
+                           results["ingest", "ours"] + results[ALL_USERS, "ours"] + results[VECTOR_MODE, "ours"],
+                           results[VECTOR_MODE, "ours"]),
     }
     out = os.path.join(args.out_dir, f"results-{args.memories}.json")
     publish(result, out, args.benchmarks, write_benchmarks)
