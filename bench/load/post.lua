@@ -11,6 +11,9 @@
 -- $BENCH_PATH: the path; $BENCH_HEADERS: a file of "name: value" headers,
 -- one per user (the bearer token, or the peer's x-user), taken in turn;
 -- $BENCH_TAG: unique per run.
+-- $BENCH_MODE: the retrieve mode asked for (ours only); an answer in another
+-- mode (`x-retrieval-mode: text` when the query could not be embedded in
+-- time) counts as degraded.
 -- done() prints one JSON line with the counts and latency percentiles (µs).
 
 local questions = {}
@@ -28,10 +31,22 @@ local tag = os.getenv("BENCH_TAG") or "0"
 local field = os.getenv("BENCH_FIELD") or "query"
 local extra = os.getenv("BENCH_EXTRA") or ""
 
+local expected_mode = os.getenv("BENCH_MODE") or ""
+
 local next_thread = 0
+local threads = {}
 function setup(thread)
   next_thread = next_thread + 1
   thread:set("thread_id", next_thread)
+  threads[#threads + 1] = thread
+end
+
+degraded = 0
+function response(status, headers, body)
+  local mode = headers["x-retrieval-mode"] or headers["X-Retrieval-Mode"]
+  if expected_mode ~= "" and status == 200 and mode ~= expected_mode then
+    degraded = degraded + 1
+  end
 end
 
 local sent = 0
@@ -46,9 +61,13 @@ end
 
 function done(summary, latency, requests)
   local e = summary.errors
+  local answered_degraded = 0
+  for _, thread in ipairs(threads) do
+    answered_degraded = answered_degraded + (thread:get("degraded") or 0)
+  end
   io.write(string.format(
     '{"requests":%d,"duration_us":%d,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
-    '"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
+    '"status_errors":%d,"timeouts":%d,"p50_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d,"degraded":%d}\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max, answered_degraded))
 end
